@@ -1,0 +1,37 @@
+"""Feature names, special tokens and masking constants shared by Transform and the Trainers."""
+
+import math
+
+# Raw features written by ExampleGen.
+TEXT_KEY = 'text'
+LABEL_KEY = 'label'
+RATING_KEY = 'rating'
+REVIEW_ID_KEY = 'review_id'
+# `label` of the unlabeled (unsup) reviews, as in TFDS imdb_reviews.
+UNLABELED = -1
+
+# Transformed features written by Transform.
+TOKEN_IDS_KEY = 'token_ids'  # Clean ids: what the classifier reads.
+MLM_TOKEN_IDS_KEY = 'mlm_token_ids'  # Ids after BERT masking: what the MLM reads.
+MLM_POSITIONS_KEY = 'mlm_positions'  # Where the masked-LM predicts.
+MLM_LABELS_KEY = 'mlm_labels'  # The original ids at those positions.
+MLM_WEIGHTS_KEY = 'mlm_weights'  # 1.0 for a real prediction, 0.0 for padding.
+
+# Special tokens sit at fixed ids before the learned vocabulary.
+PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = '[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'
+SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN)
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIAL_TOKENS))
+NUM_SPECIAL_TOKENS = len(SPECIAL_TOKENS)
+VOCABULARY_NAME = 'tokens'
+
+# BERT masking: of the real tokens 15% are selected; of those 80% become [MASK],
+# 10% a random token and 10% stay unchanged.
+MASK_SELECTION_RATE = 0.15
+MASK_TOKEN_RATE = 0.8
+RANDOM_TOKEN_RATE = 0.1
+
+
+def max_predictions(sequence_length: int) -> int:
+  """Masked positions per sequence: the selection rate of the real tokens, rounded up."""
+  real_tokens = sequence_length - 2  # [CLS] and [SEP] are never selected.
+  return max(1, math.ceil(round(real_tokens * MASK_SELECTION_RATE, 6)))

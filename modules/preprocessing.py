@@ -1,0 +1,116 @@
+"""Transform's preprocessing_fn: text standardization, vocabulary, token ids and BERT masking.
+
+Masking is a pure function of the review text: every random draw comes from a hash of
+(text, position), so a rerun of Transform yields the same masked data, and serving
+(which reads only the clean `token_ids`) gives identical outputs for identical text.
+"""
+
+from typing import Any, Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from modules import features
+
+# A hash in [0, 2**62) gives three independent draws per position from its bit fields.
+_HASH_BUCKETS = 2**62
+_SELECTION_BITS = 2**20
+_ACTION_BITS = 2**10
+
+
+def standardize(text: tf.Tensor) -> tf.Tensor:
+  """Lower-cases, turns `<br />` line breaks into spaces and punctuation into spaces."""
+  text = tf.strings.lower(text)
+  text = tf.strings.regex_replace(text, r'<br\s*/?>', ' ')
+  return tf.strings.regex_replace(text, r'[[:punct:]]', ' ')
+
+
+def _token_ids(tokens: tf.RaggedTensor, sequence_length: int, vocabulary_size: int) -> tf.Tensor:
+  """Maps words to ids after the special tokens; adds [CLS]/[SEP]; pads or truncates."""
+  vocabulary = tft.vocabulary(
+      tokens, top_k=vocabulary_size - features.NUM_SPECIAL_TOKENS,
+      vocab_filename=features.VOCABULARY_NAME)
+  word_ids = tft.apply_vocabulary(
+      tokens, vocabulary, default_value=features.UNK_ID - features.NUM_SPECIAL_TOKENS)
+  word_ids = word_ids[:, :sequence_length - 2] + features.NUM_SPECIAL_TOKENS
+  batch_size = tf.shape(word_ids.row_lengths())[0]
+  cls = tf.fill([batch_size, 1], tf.constant(features.CLS_ID, tf.int64))
+  sep = tf.fill([batch_size, 1], tf.constant(features.SEP_ID, tf.int64))
+  ids = tf.concat([cls, word_ids, sep], axis=1)
+  return ids.to_tensor(default_value=features.PAD_ID, shape=[None, sequence_length])
+
+
+def _position_hashes(text: tf.Tensor, sequence_length: int) -> tf.Tensor:
+  """A deterministic 62-bit hash for each (text, position): shape [batch, sequence_length]."""
+  text_fingerprint = tf.strings.as_string(tf.strings.to_hash_bucket_fast(text, _HASH_BUCKETS))
+  positions = tf.strings.as_string(tf.range(sequence_length))
+  keys = text_fingerprint[:, None] + ':' + positions[None, :]  # String `+` broadcasts.
+  return tf.strings.to_hash_bucket_fast(keys, _HASH_BUCKETS)
+
+
+def mask_tokens(text: tf.Tensor, token_ids: tf.Tensor, sequence_length: int) -> Dict[str, tf.Tensor]:
+  """BERT masking of `token_ids`, seeded by `text`.
+
+  Selects round(15%) of the real tokens (never [CLS], [SEP] or padding; at least one) and
+  replaces 80% of those with [MASK], 10% with a random vocabulary token, 10% unchanged.
+
+  Returns:
+    The masked ids, and per prediction slot the position, original id and weight.
+  """
+  num_predictions = features.max_predictions(sequence_length)
+  hashes = _position_hashes(text, sequence_length)
+  selection_draw = tf.cast(hashes % _SELECTION_BITS, tf.float32) / _SELECTION_BITS
+  action_draw = tf.cast(hashes // _SELECTION_BITS % _ACTION_BITS, tf.float32) / _ACTION_BITS
+  vocabulary_size = tf.cast(
+      tft.experimental.get_vocabulary_size_by_name(features.VOCABULARY_NAME), tf.int64)
+  random_ids = features.NUM_SPECIAL_TOKENS + (
+      hashes // (_SELECTION_BITS * _ACTION_BITS) % tf.maximum(vocabulary_size, 1))
+
+  is_real = token_ids >= features.NUM_SPECIAL_TOKENS
+  is_real |= tf.equal(token_ids, features.UNK_ID)
+  num_real = tf.reduce_sum(tf.cast(is_real, tf.float32), axis=1)
+  num_selected = tf.clip_by_value(
+      tf.round(num_real * features.MASK_SELECTION_RATE), 1.0, float(num_predictions))
+  # The real tokens with the smallest draws are selected: exactly num_selected of them.
+  scores = tf.where(is_real, 1.0 - selection_draw, -1.0)
+  _, positions = tf.math.top_k(scores, k=num_predictions)
+  positions = tf.cast(positions, tf.int64)
+  slot = tf.range(num_predictions, dtype=tf.float32)[None, :]
+  in_use = (slot < num_selected[:, None]) & (tf.gather(scores, positions, batch_dims=1) >= 0.0)
+  positions = tf.where(in_use, positions, 0)
+  weights = tf.cast(in_use, tf.float32)
+
+  selected = tf.reduce_any(
+      tf.cast(tf.one_hot(positions, sequence_length), tf.bool) & in_use[:, :, None], axis=1)
+  masked_ids = tf.where(
+      selected & (action_draw < features.MASK_TOKEN_RATE),
+      tf.constant(features.MASK_ID, tf.int64),
+      tf.where(
+          selected & (action_draw < features.MASK_TOKEN_RATE + features.RANDOM_TOKEN_RATE),
+          random_ids, token_ids))
+  return {
+      features.MLM_TOKEN_IDS_KEY: masked_ids,
+      features.MLM_POSITIONS_KEY: positions,
+      features.MLM_LABELS_KEY: tf.gather(token_ids, positions, batch_dims=1) * tf.cast(in_use, tf.int64),
+      features.MLM_WEIGHTS_KEY: weights,
+  }
+
+
+def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
+  """tf.Transform callback: raw review features to model features.
+
+  Args:
+    inputs: Raw features: `text` (string) and `label` (int64, -1 when unlabeled), [batch].
+    custom_config: `sequence_length` and `vocabulary_size` from the pipeline.
+
+  Returns:
+    Clean `token_ids`, the MLM features and `label`.
+  """
+  sequence_length = custom_config['sequence_length']
+  text = inputs[features.TEXT_KEY]
+  tokens = tf.strings.split(standardize(text))
+  token_ids = _token_ids(tokens, sequence_length, custom_config['vocabulary_size'])
+  outputs = mask_tokens(text, token_ids, sequence_length)
+  outputs[features.TOKEN_IDS_KEY] = token_ids
+  outputs[features.LABEL_KEY] = inputs[features.LABEL_KEY]
+  return outputs

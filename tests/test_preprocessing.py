@@ -1,0 +1,105 @@
+"""preprocessing_fn through real tf.Transform on Beam."""
+
+import functools
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from modules import features, preprocessing
+from tests.conftest import make_review
+
+SEQUENCE_LENGTH = 64
+VOCABULARY_SIZE = 40
+_RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
+    features.TEXT_KEY: tf.io.FixedLenFeature([], tf.string),
+    features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+}))
+
+
+def _transform(reviews, tmp_path):
+  """Runs analyze-and-transform on Beam; returns the transformed rows and the vocabulary."""
+  raw = [{features.TEXT_KEY: text.encode(), features.LABEL_KEY: 1} for text in reviews]
+  config = {'sequence_length': SEQUENCE_LENGTH, 'vocabulary_size': VOCABULARY_SIZE}
+  with tft_beam.Context(temp_dir=str(tmp_path / 'tft_tmp'), force_tf_compat_v1=False):
+    (rows, _), transform_fn = (raw, _RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
+        functools.partial(preprocessing.preprocessing_fn, custom_config=config),
+        output_record_batches=False)
+    _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / 'transform'))
+  vocabulary = tft.TFTransformOutput(str(tmp_path / 'transform')).vocabulary_by_name(
+      features.VOCABULARY_NAME)
+  return rows, [token.decode() for token in vocabulary]
+
+
+@pytest.fixture(scope='module')
+def transformed(tmp_path_factory):
+  rng = random.Random(7)
+  reviews = [make_review(rng, positive=i % 2 == 0) for i in range(400)]
+  reviews.append('Short<br />REVIEW, with: punctuation!!')
+  return reviews, _transform(reviews, tmp_path_factory.mktemp('first'))
+
+
+def test_standardize_lowercases_and_strips_breaks_and_punctuation():
+  text = tf.constant(['Great<br /><br />Movie, truly... GREAT!'])
+  assert tf.strings.split(preprocessing.standardize(text)).to_list() == [
+      [b'great', b'movie', b'truly', b'great']]
+
+
+def test_token_ids_have_fixed_shape_and_special_tokens(transformed):
+  reviews, (rows, vocabulary) = transformed
+  assert len(vocabulary) <= VOCABULARY_SIZE - features.NUM_SPECIAL_TOKENS
+  for row in rows:
+    ids = row[features.TOKEN_IDS_KEY]
+    assert ids.shape == (SEQUENCE_LENGTH,)
+    assert ids[0] == features.CLS_ID
+    length = int(np.sum(ids != features.PAD_ID))
+    assert ids[length - 1] == features.SEP_ID
+    assert np.all(ids[length:] == features.PAD_ID)
+    assert np.all(ids[1:length - 1] >= features.UNK_ID)
+    assert features.MASK_ID not in ids  # Clean ids never carry masks.
+  short = rows[-1][features.TOKEN_IDS_KEY]
+  words = [vocabulary[i - features.NUM_SPECIAL_TOKENS] if i >= features.NUM_SPECIAL_TOKENS
+           else features.SPECIAL_TOKENS[i] for i in short[1:6]]
+  expected = [word if word in vocabulary else features.UNK_TOKEN
+              for word in ('short', 'review', 'with', 'punctuation')]
+  assert words == expected + [features.SEP_TOKEN]
+
+
+def test_masking_statistics(transformed):
+  _, (rows, _) = transformed
+  selected = real = masked = randomized = unchanged = 0
+  for row in rows:
+    clean, noisy = row[features.TOKEN_IDS_KEY], row[features.MLM_TOKEN_IDS_KEY]
+    weights = row[features.MLM_WEIGHTS_KEY]
+    positions = row[features.MLM_POSITIONS_KEY][weights > 0]
+    originals = row[features.MLM_LABELS_KEY][weights > 0]
+    is_real = (clean >= features.NUM_SPECIAL_TOKENS) | (clean == features.UNK_ID)
+    assert is_real[positions].all(), 'a special token or padding was selected'
+    assert len(set(positions)) == len(positions)
+    np.testing.assert_array_equal(originals, clean[positions])
+    untouched = np.ones_like(clean, dtype=bool)
+    untouched[positions] = False
+    np.testing.assert_array_equal(noisy[untouched], clean[untouched])
+    real += is_real.sum()
+    selected += len(positions)
+    masked += np.sum(noisy[positions] == features.MASK_ID)
+    unchanged += np.sum(noisy[positions] == clean[positions])
+    randomized += np.sum((noisy[positions] != clean[positions]) & (noisy[positions] != features.MASK_ID))
+  assert real > 5000
+  assert selected / real == pytest.approx(0.15, abs=0.01)
+  assert masked / selected == pytest.approx(0.8, abs=0.04)
+  # A random token can by chance equal the original, so a little of the 10% moves to unchanged.
+  assert randomized / selected == pytest.approx(0.1, abs=0.03)
+  assert unchanged / selected == pytest.approx(0.1, abs=0.04)
+
+
+def test_masking_is_deterministic_across_runs(transformed, tmp_path):
+  reviews, (rows, _) = transformed
+  rerun, _ = _transform(reviews, tmp_path)
+  for first, second in zip(rows, rerun):
+    for key in (features.MLM_TOKEN_IDS_KEY, features.MLM_POSITIONS_KEY, features.MLM_WEIGHTS_KEY):
+      np.testing.assert_array_equal(first[key], second[key])
