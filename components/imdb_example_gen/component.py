@@ -1,0 +1,36 @@
+"""ImdbExampleGen: a FileBasedExampleGen whose executor reads the aclImdb layout."""
+
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components.imdb_example_gen import corpus, executor
+
+# Output splits. `eval` is carved from aclImdb train, so it reads the same files.
+SPLIT_SOURCES = {'train': 'train', 'eval': 'train', 'test': 'test', 'unsup': 'unsup'}
+
+
+class ImdbExampleGen(FileBasedExampleGen):
+  """Ingests aclImdb reviews with `text`, `label`, `rating` and `review_id` features.
+
+  Splits: `train` and `eval` (about `eval_percent`% of aclImdb train, by a stable hash of
+  the review id), `test` (aclImdb test) and `unsup` (the unlabeled reviews, label -1).
+  """
+
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+  def __init__(self, corpus_path: str, eval_percent: int = 10):
+    """Constructs the component.
+
+    Args:
+      corpus_path: The aclImdb `.tar.gz` or its extracted `aclImdb/` folder.
+      eval_percent: Share of aclImdb train held out as the `eval` split, in percent.
+    """
+    input_base, patterns = corpus.split_patterns(corpus_path)
+    input_config = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=split, pattern=patterns[source])
+        for split, source in SPLIT_SOURCES.items()])
+    super().__init__(
+        input_base=input_base,
+        input_config=input_config,
+        custom_config=executor.custom_config(eval_percent))

@@ -1,0 +1,134 @@
+"""The aclImdb layout: where reviews live, how files name them, and how to read them.
+
+Each review is `aclImdb/{train,test}/{pos,neg}/ID_RATING.txt` or `aclImdb/train/unsup/ID_0.txt`.
+The corpus may be the `.tar.gz` of the public release or its extracted `aclImdb/` folder.
+"""
+
+import dataclasses
+import os
+import re
+import tarfile
+from typing import Iterator, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from modules import features
+
+TARBALL_SUFFIXES = ('.tar.gz', '.tgz')
+# aclImdb folder → label; `unsup` holds unlabeled reviews.
+FOLDER_LABELS = {'pos': 1, 'neg': 0, 'unsup': features.UNLABELED}
+LABELED_FOLDERS = ('pos', 'neg')
+# The folders of each aclImdb set, relative to `aclImdb/`.
+SET_FOLDERS = {
+    'train': ('train/pos', 'train/neg'),
+    'test': ('test/pos', 'test/neg'),
+    'unsup': ('train/unsup',),
+}
+_FILE_NAME = re.compile(r'^(\d+)_(\d+)\.txt$')
+
+
+class CorpusError(ValueError):
+  """The corpus at a path is missing or not in the aclImdb layout."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedReview:
+  """A review file that could not become an example, and why."""
+  path: str
+  reason: str
+
+
+def is_tarball(path: str) -> bool:
+  return path.endswith(TARBALL_SUFFIXES)
+
+
+def split_patterns(corpus_path: str) -> Tuple[str, dict]:
+  """ExampleGen's `input_base` and a file pattern per aclImdb set for a corpus path.
+
+  Args:
+    corpus_path: The `.tar.gz` or the extracted `aclImdb/` folder.
+
+  Returns:
+    (input_base, {set name: pattern relative to input_base}). The patterns match real
+    files, so ExampleGen's driver fingerprints exactly what each set reads.
+  """
+  corpus_path = corpus_path.rstrip('/')
+  if is_tarball(corpus_path):
+    name = os.path.basename(corpus_path)
+    return os.path.dirname(corpus_path), {set_name: name for set_name in SET_FOLDERS}
+  return corpus_path, {
+      set_name: folders[0].split('/')[0] + '/' + _folder_glob(folders) + '/*.txt'
+      for set_name, folders in SET_FOLDERS.items()}
+
+
+def _folder_glob(folders: Sequence[str]) -> str:
+  """A glob that matches exactly the last path part of each folder, e.g. `pos` and `neg`."""
+  leaves = [folder.split('/')[1] for folder in folders]
+  if len(leaves) == 1:
+    return leaves[0]
+  return ''.join('[' + ''.join(sorted(set(chars))) + ']' for chars in zip(*leaves))
+
+
+def read_files(path: str, set_name: str) -> Iterator[Tuple[str, bytes]]:
+  """Yields (path inside the corpus, content) for each review of `set_name` in `path`.
+
+  Args:
+    path: A `.tar.gz` corpus, or one review file of an extracted corpus.
+    set_name: The aclImdb set (`train`, `test` or `unsup`) to read from a tarball.
+  """
+  if not is_tarball(path):
+    parts = path.split('/')
+    with tf.io.gfile.GFile(path, 'rb') as review_file:
+      yield '/'.join(parts[-3:]), review_file.read()
+    return
+  folders = SET_FOLDERS[set_name]
+  with tf.io.gfile.GFile(path, 'rb') as raw, tarfile.open(fileobj=raw, mode='r|gz') as tar:
+    for member in tar:
+      relative = member.name.split('/', 1)[-1]  # Drop the leading `aclImdb/`.
+      if member.isfile() and os.path.dirname(relative) in folders:
+        yield relative, tar.extractfile(member).read()
+
+
+def to_example(relative_path: str, content: bytes) -> Tuple[Optional[bytes], Optional[SkippedReview]]:
+  """Turns one review file into a serialized tf.Example, or says why it cannot.
+
+  Args:
+    relative_path: `SET/FOLDER/ID_RATING.txt` inside the corpus.
+    content: The file's bytes.
+
+  Returns:
+    (serialized example, None), or (None, the skipped review with its reason).
+  """
+  set_name, folder, file_name = relative_path.split('/')[-3:]
+  match = _FILE_NAME.match(file_name)
+  reason = None
+  if not match:
+    reason = 'file name does not match ID_RATING.txt'
+  elif b'\0' in content:
+    reason = 'binary file (contains NUL bytes)'
+  else:
+    try:
+      text = content.decode('utf-8')
+    except UnicodeDecodeError as error:
+      reason = f'not valid UTF-8 ({error.reason} at byte {error.start})'
+    else:
+      if not text.strip():
+        reason = 'empty review'
+  if reason:
+    return None, SkippedReview(relative_path, reason)
+  review_id, rating = match.groups()
+  example = tf.train.Example(features=tf.train.Features(feature={
+      features.TEXT_KEY: _bytes_feature(content),
+      features.LABEL_KEY: _int_feature(FOLDER_LABELS[folder]),
+      features.RATING_KEY: _int_feature(int(rating)),
+      features.REVIEW_ID_KEY: _bytes_feature(f'{set_name}/{folder}/{review_id}'.encode()),
+  }))
+  return example.SerializeToString(), None
+
+
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int_feature(value: int) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))

@@ -1,0 +1,146 @@
+"""Beam executor: aclImdb files → tf.Examples in `train`, `eval`, `test` and `unsup` splits.
+
+`eval` is carved from aclImdb `train` by a stable hash of the review id. Files that cannot
+become examples are written to `skipped_reviews.jsonl` in the output artifact and counted,
+never dropped silently; `ingestion_report.json` holds the count of each split.
+"""
+
+import collections
+import hashlib
+import json
+import os
+from typing import Any, Dict, List
+
+import apache_beam as beam
+import tensorflow as tf
+from absl import logging
+from google.protobuf import json_format, struct_pb2
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+from components.imdb_example_gen import corpus
+
+SKIPPED_REVIEWS_FILE = 'skipped_reviews.jsonl'
+INGESTION_REPORT_FILE = 'ingestion_report.json'
+SKIPPED_KEY = 'skipped'
+EVAL_PERCENT_KEY = 'eval_percent'
+_SKIPPED_TAG = 'skipped'
+
+
+def custom_config(eval_percent: int) -> example_gen_pb2.CustomConfig:
+  """The executor's settings, packed as ExampleGen's CustomConfig."""
+  settings = struct_pb2.Struct()
+  settings.update({EVAL_PERCENT_KEY: eval_percent})
+  config = example_gen_pb2.CustomConfig()
+  config.custom_config.Pack(settings)
+  return config
+
+
+def _eval_percent(exec_properties: Dict[str, Any]) -> int:
+  config = example_gen_pb2.CustomConfig()
+  proto_utils.json_to_proto(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], config)
+  settings = struct_pb2.Struct()
+  config.custom_config.Unpack(settings)
+  return int(json_format.MessageToDict(settings)[EVAL_PERCENT_KEY])
+
+
+def is_eval(serialized_example: bytes, eval_percent: int) -> bool:
+  """Stable across runs and machines: a hash of the review id picks the eval reviews."""
+  review_id = tf.train.Example.FromString(serialized_example).features.feature['review_id']
+  digest = hashlib.sha256(review_id.bytes_list.value[0]).digest()
+  return int.from_bytes(digest[:4], 'big') % 100 < eval_percent
+
+
+class _ToExample(beam.DoFn):
+  """Emits serialized examples; unusable files go to the `skipped` output."""
+
+  def process(self, file):
+    example, skipped = corpus.to_example(*file)
+    if skipped:
+      yield beam.pvalue.TaggedOutput(_SKIPPED_TAG, json.dumps(skipped.__dict__))
+    else:
+      yield example
+
+
+@beam.ptransform_fn
+def _ReadSet(pipeline, input_base: str, pattern: str, set_name: str):
+  """Reads one aclImdb set (a tarball or its files) into examples and skipped reviews."""
+  paths = sorted(tf.io.gfile.glob(os.path.join(input_base, pattern)))
+  return (pipeline
+          | 'ListFiles' >> beam.Create(paths)
+          | 'ReadFiles' >> beam.FlatMap(corpus.read_files, set_name)
+          | 'Spread' >> beam.Reshuffle()
+          | 'ToExample' >> beam.ParDo(_ToExample()).with_outputs(_SKIPPED_TAG, main='examples'))
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+  """ExampleGen executor for the aclImdb layout."""
+
+  def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    """Reads one aclImdb set: called with (input_base, pattern, set name)."""
+    return _ReadSet
+
+  def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
+                             exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    patterns = {split.name: split.pattern for split in input_config.splits}
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    read_set = self.GetInputSourceToExamplePTransform()
+    splits, skipped = {}, []
+    for set_name in corpus.SET_FOLDERS:
+      read = pipeline | f'Read[{set_name}]' >> read_set(input_base, patterns[set_name], set_name)
+      skipped.append(read[_SKIPPED_TAG])
+      splits[set_name] = read.examples
+    eval_percent = _eval_percent(exec_properties)
+    splits['train'], splits['eval'] = splits['train'] | 'CarveEval' >> beam.Partition(
+        lambda example, _: int(is_eval(example, eval_percent)), 2)
+    self._write_report(splits, skipped | 'AllSkipped' >> beam.Flatten())
+    return splits
+
+  def _write_report(self, splits: Dict[str, beam.PCollection], skipped: beam.PCollection) -> None:
+    """Writes the skipped reviews and the count of each split beside the splits."""
+    _ = skipped | 'WriteSkipped' >> beam.io.WriteToText(
+        os.path.join(self._output_uri, SKIPPED_REVIEWS_FILE), shard_name_template='')
+    names = [split | f'Name[{name}]' >> beam.Map(lambda _, n=name: n)
+             for name, split in splits.items()]
+    names.append(skipped | 'Name[skipped]' >> beam.Map(lambda _: SKIPPED_KEY))
+    _ = (names
+         | 'AllNames' >> beam.Flatten()
+         | 'Count' >> beam.combiners.Count.PerElement()
+         | 'ToDict' >> beam.combiners.ToDict()
+         | 'ToJson' >> beam.Map(json.dumps, sort_keys=True)
+         | 'WriteCounts' >> beam.io.WriteToText(
+             os.path.join(self._output_uri, INGESTION_REPORT_FILE), shard_name_template=''))
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    examples = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.EXAMPLES_KEY])
+    self._output_uri = examples.uri
+    super().Do(input_dict, output_dict, exec_properties)
+    report = read_report(examples.uri)
+    for name, count in report['counts'].items():
+      examples.set_int_custom_property(f'num_{name}', count)
+    if report['skipped']:
+      reasons = collections.Counter(review['reason'] for review in report['skipped'])
+      logging.warning('Skipped %d review files (listed in %s): %s', len(report['skipped']),
+                      os.path.join(examples.uri, SKIPPED_REVIEWS_FILE), dict(reasons))
+
+
+def read_report(examples_uri: str) -> Dict[str, Any]:
+  """The ingestion report of an Examples artifact that this executor wrote.
+
+  Returns:
+    {'counts': {split or 'skipped': number of reviews}, 'skipped': [{path, reason}, ...]}.
+  """
+  with tf.io.gfile.GFile(os.path.join(examples_uri, INGESTION_REPORT_FILE)) as report_file:
+    counts = json.loads(report_file.read() or '{}')
+  with tf.io.gfile.GFile(os.path.join(examples_uri, SKIPPED_REVIEWS_FILE)) as skipped_file:
+    skipped = [json.loads(line) for line in skipped_file if line.strip()]
+  names = ['train', 'eval', 'test', 'unsup', SKIPPED_KEY]
+  return {'counts': {name: counts.get(name, 0) for name in names}, 'skipped': skipped}

@@ -1,0 +1,99 @@
+"""ImdbExampleGen in a real LocalDagRunner pipeline on generated aclImdb trees."""
+
+import os
+import tarfile
+
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.types import artifact_utils
+
+from components.imdb_example_gen import ImdbExampleGen, executor
+from tests.conftest import write_corpus
+
+REVIEWS_PER_FOLDER = 30
+
+
+def _run_example_gen(corpus_path, root):
+  """Runs a pipeline of ImdbExampleGen alone; returns its Examples artifact."""
+  metadata_path = os.path.join(root, 'metadata.db')
+  tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+      pipeline_name='example-gen-test',
+      pipeline_root=os.path.join(root, 'pipeline'),
+      components=[ImdbExampleGen(corpus_path=str(corpus_path), eval_percent=20)],
+      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          metadata_path)))
+  with metadata.Metadata(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)) as store:
+    [examples] = store.store.get_artifacts_by_type('Examples')
+  return examples
+
+
+def _read_split(uri, split):
+  files = tf.io.gfile.glob(os.path.join(uri, f'Split-{split}', '*'))
+  return [tf.train.Example.FromString(record.numpy())
+          for record in tf.data.TFRecordDataset(files, compression_type='GZIP')]
+
+
+def _feature(example, key):
+  feature = example.features.feature[key]
+  return feature.bytes_list.value[0] if feature.bytes_list.value else feature.int64_list.value[0]
+
+
+@pytest.fixture(scope='module')
+def corpus_with_bad_files(tmp_path_factory):
+  corpus = write_corpus(tmp_path_factory.mktemp('bad'), reviews_per_folder=REVIEWS_PER_FOLDER)
+  (corpus / 'train' / 'pos' / '900_9.txt').write_bytes(b'Caf\xe9 was great, not UTF-8')
+  (corpus / 'train' / 'neg' / '901_2.txt').write_bytes(b'  \n')
+  (corpus / 'test' / 'neg' / '902_1.txt').write_text('A fine review but with a good name')
+  return corpus
+
+
+@pytest.mark.parametrize('as_tarball', [False, True], ids=['folder', 'tarball'])
+def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_tarball):
+  corpus_path = corpus_with_bad_files
+  if as_tarball:
+    corpus_path = tmp_path / 'aclImdb_v1.tar.gz'
+    with tarfile.open(corpus_path, 'w:gz') as tar:
+      tar.add(corpus_with_bad_files, arcname='aclImdb')
+  artifact = _run_example_gen(corpus_path, str(tmp_path))
+  uri = artifact.uri
+
+  splits = {name: _read_split(uri, name) for name in ('train', 'eval', 'test', 'unsup')}
+  labeled_train = 2 * REVIEWS_PER_FOLDER
+  assert len(splits['train']) + len(splits['eval']) == labeled_train  # Both bad files skipped.
+  assert 0 < len(splits['eval']) < len(splits['train'])
+  assert len(splits['test']) == 2 * REVIEWS_PER_FOLDER + 1
+  assert len(splits['unsup']) == REVIEWS_PER_FOLDER
+  train_ids = {_feature(e, 'review_id') for e in splits['train']}
+  eval_ids = {_feature(e, 'review_id') for e in splits['eval']}
+  assert not train_ids & eval_ids
+  assert {_feature(e, 'label') for e in splits['unsup']} == {-1}
+  assert {_feature(e, 'rating') for e in splits['unsup']} == {0}
+  for example in splits['train'] + splits['eval'] + splits['test']:
+    review_id = _feature(example, 'review_id').decode()
+    label, rating = _feature(example, 'label'), _feature(example, 'rating')
+    assert review_id.split('/')[1] == ('pos' if label == 1 else 'neg')
+    assert (rating >= 7) if label == 1 else (rating <= 4)
+    if review_id != 'test/neg/902':
+      assert '<br />' in _feature(example, 'text').decode()  # Raw text; Transform cleans it.
+
+  report = executor.read_report(uri)
+  assert report['counts'] == {'train': len(splits['train']), 'eval': len(splits['eval']),
+                              'test': len(splits['test']), 'unsup': REVIEWS_PER_FOLDER,
+                              'skipped': 2}
+  reasons = {review['path']: review['reason'] for review in report['skipped']}
+  assert reasons['train/pos/900_9.txt'].startswith('not valid UTF-8')
+  assert reasons['train/neg/901_2.txt'] == 'empty review'
+  assert artifact.custom_properties['num_skipped'].int_value == 2
+  assert artifact_utils.decode_split_names(artifact.properties['split_names'].string_value) == [
+      'train', 'eval', 'test', 'unsup']
+
+
+def test_eval_carving_is_stable():
+  example = tf.train.Example()
+  example.features.feature['review_id'].bytes_list.value.append(b'train/pos/17')
+  serialized = example.SerializeToString()
+  assert len({executor.is_eval(serialized, 50) for _ in range(3)}) == 1
+  assert executor.is_eval(serialized, 100) and not executor.is_eval(serialized, 0)
