@@ -100,17 +100,18 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict[str, Any]
   """tf.Transform callback: raw review features to model features.
 
   Args:
-    inputs: Raw features: `text` (string) and `label` (int64, -1 when unlabeled), [batch].
+    inputs: Raw features: `text` (string) and `label` (int64, -1 when unlabeled), each
+      [batch] or [batch, 1] as the schema's shape says.
     custom_config: `sequence_length` and `vocabulary_size` from the pipeline.
 
   Returns:
-    Clean `token_ids`, the MLM features and `label`.
+    Clean `token_ids`, the MLM features and `label` ([batch]).
   """
   sequence_length = custom_config['sequence_length']
-  text = inputs[features.TEXT_KEY]
+  text = tf.reshape(inputs[features.TEXT_KEY], [-1])
   tokens = tf.strings.split(standardize(text))
   token_ids = _token_ids(tokens, sequence_length, custom_config['vocabulary_size'])
   outputs = mask_tokens(text, token_ids, sequence_length)
   outputs[features.TOKEN_IDS_KEY] = token_ids
-  outputs[features.LABEL_KEY] = inputs[features.LABEL_KEY]
+  outputs[features.LABEL_KEY] = tf.reshape(inputs[features.LABEL_KEY], [-1])
   return outputs

@@ -1,5 +1,7 @@
 """ImdbExampleGen: a FileBasedExampleGen whose executor reads the aclImdb layout."""
 
+from typing import Optional
+
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
@@ -19,12 +21,15 @@ class ImdbExampleGen(FileBasedExampleGen):
 
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, corpus_path: str, eval_percent: int = 10):
+  def __init__(self, corpus_path: str, eval_percent: int = 10,
+               reviews_per_folder: Optional[int] = None):
     """Constructs the component.
 
     Args:
       corpus_path: The aclImdb `.tar.gz` or its extracted `aclImdb/` folder.
       eval_percent: Share of aclImdb train held out as the `eval` split, in percent.
+      reviews_per_folder: Read only the first this many reviews of each folder (`pos`,
+        `neg`, `unsup` of each set) for a quick run; None reads them all.
     """
     input_base, patterns = corpus.split_patterns(corpus_path)
     input_config = example_gen_pb2.Input(splits=[
@@ -33,4 +38,4 @@ class ImdbExampleGen(FileBasedExampleGen):
     super().__init__(
         input_base=input_base,
         input_config=input_config,
-        custom_config=executor.custom_config(eval_percent))
+        custom_config=executor.custom_config(eval_percent, reviews_per_folder))

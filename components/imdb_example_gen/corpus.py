@@ -4,11 +4,12 @@ Each review is `aclImdb/{train,test}/{pos,neg}/ID_RATING.txt` or `aclImdb/train/
 The corpus may be the `.tar.gz` of the public release or its extracted `aclImdb/` folder.
 """
 
+import collections
 import dataclasses
 import os
 import re
 import tarfile
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, TypeVar
 
 import tensorflow as tf
 
@@ -25,6 +26,7 @@ SET_FOLDERS = {
     'unsup': ('train/unsup',),
 }
 _FILE_NAME = re.compile(r'^(\d+)_(\d+)\.txt$')
+T = TypeVar('T')
 
 
 class CorpusError(ValueError):
@@ -69,12 +71,25 @@ def _folder_glob(folders: Sequence[str]) -> str:
   return ''.join('[' + ''.join(sorted(set(chars))) + ']' for chars in zip(*leaves))
 
 
-def read_files(path: str, set_name: str) -> Iterator[Tuple[str, bytes]]:
+def first_per_folder(items: Iterable[T], limit: Optional[int],
+                     folder_of: Callable[[T], str] = os.path.dirname) -> Iterator[T]:
+  """The first `limit` items of each folder, in order (all of them when `limit` is None)."""
+  taken = collections.Counter()
+  for item in items:
+    folder = folder_of(item)
+    if limit is None or taken[folder] < limit:
+      taken[folder] += 1
+      yield item
+
+
+def read_files(path: str, set_name: str,
+               limit_per_folder: Optional[int] = None) -> Iterator[Tuple[str, bytes]]:
   """Yields (path inside the corpus, content) for each review of `set_name` in `path`.
 
   Args:
     path: A `.tar.gz` corpus, or one review file of an extracted corpus.
     set_name: The aclImdb set (`train`, `test` or `unsup`) to read from a tarball.
+    limit_per_folder: Read only the first this many reviews of each tarball folder.
   """
   if not is_tarball(path):
     parts = path.split('/')
@@ -83,10 +98,16 @@ def read_files(path: str, set_name: str) -> Iterator[Tuple[str, bytes]]:
     return
   folders = SET_FOLDERS[set_name]
   with tf.io.gfile.GFile(path, 'rb') as raw, tarfile.open(fileobj=raw, mode='r|gz') as tar:
-    for member in tar:
-      relative = member.name.split('/', 1)[-1]  # Drop the leading `aclImdb/`.
-      if member.isfile() and os.path.dirname(relative) in folders:
-        yield relative, tar.extractfile(member).read()
+    reviews = (member for member in tar
+               if member.isfile() and os.path.dirname(_inside_corpus(member)) in folders)
+    for member in first_per_folder(
+        reviews, limit_per_folder, lambda member: os.path.dirname(_inside_corpus(member))):
+      yield _inside_corpus(member), tar.extractfile(member).read()
+
+
+def _inside_corpus(member: tarfile.TarInfo) -> str:
+  """A tarball member's path without the leading `aclImdb/`."""
+  return member.name.split('/', 1)[-1]
 
 
 def to_example(relative_path: str, content: bytes) -> Tuple[Optional[bytes], Optional[SkippedReview]]:

@@ -9,7 +9,7 @@ import collections
 import hashlib
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -27,24 +27,28 @@ SKIPPED_REVIEWS_FILE = 'skipped_reviews.jsonl'
 INGESTION_REPORT_FILE = 'ingestion_report.json'
 SKIPPED_KEY = 'skipped'
 EVAL_PERCENT_KEY = 'eval_percent'
+REVIEWS_PER_FOLDER_KEY = 'reviews_per_folder'
 _SKIPPED_TAG = 'skipped'
 
 
-def custom_config(eval_percent: int) -> example_gen_pb2.CustomConfig:
+def custom_config(eval_percent: int, reviews_per_folder: Optional[int]) -> example_gen_pb2.CustomConfig:
   """The executor's settings, packed as ExampleGen's CustomConfig."""
   settings = struct_pb2.Struct()
-  settings.update({EVAL_PERCENT_KEY: eval_percent})
+  settings.update({EVAL_PERCENT_KEY: eval_percent, REVIEWS_PER_FOLDER_KEY: reviews_per_folder})
   config = example_gen_pb2.CustomConfig()
   config.custom_config.Pack(settings)
   return config
 
 
-def _eval_percent(exec_properties: Dict[str, Any]) -> int:
+def _settings(exec_properties: Dict[str, Any]) -> Tuple[int, Optional[int]]:
+  """(eval_percent, reviews_per_folder) from the packed CustomConfig."""
   config = example_gen_pb2.CustomConfig()
   proto_utils.json_to_proto(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], config)
-  settings = struct_pb2.Struct()
-  config.custom_config.Unpack(settings)
-  return int(json_format.MessageToDict(settings)[EVAL_PERCENT_KEY])
+  packed = struct_pb2.Struct()
+  config.custom_config.Unpack(packed)
+  settings = json_format.MessageToDict(packed)
+  limit = settings.get(REVIEWS_PER_FOLDER_KEY)
+  return int(settings[EVAL_PERCENT_KEY]), None if limit is None else int(limit)
 
 
 def is_eval(serialized_example: bytes, eval_percent: int) -> bool:
@@ -66,12 +70,13 @@ class _ToExample(beam.DoFn):
 
 
 @beam.ptransform_fn
-def _ReadSet(pipeline, input_base: str, pattern: str, set_name: str):
+def _ReadSet(pipeline, input_base: str, pattern: str, set_name: str,
+             limit_per_folder: Optional[int]):
   """Reads one aclImdb set (a tarball or its files) into examples and skipped reviews."""
   paths = sorted(tf.io.gfile.glob(os.path.join(input_base, pattern)))
   return (pipeline
-          | 'ListFiles' >> beam.Create(paths)
-          | 'ReadFiles' >> beam.FlatMap(corpus.read_files, set_name)
+          | 'ListFiles' >> beam.Create(list(corpus.first_per_folder(paths, limit_per_folder)))
+          | 'ReadFiles' >> beam.FlatMap(corpus.read_files, set_name, limit_per_folder)
           | 'Spread' >> beam.Reshuffle()
           | 'ToExample' >> beam.ParDo(_ToExample()).with_outputs(_SKIPPED_TAG, main='examples'))
 
@@ -80,7 +85,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
   """ExampleGen executor for the aclImdb layout."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-    """Reads one aclImdb set: called with (input_base, pattern, set name)."""
+    """Reads one aclImdb set: called with (input_base, pattern, set name, limit per folder)."""
     return _ReadSet
 
   def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
@@ -90,13 +95,14 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
     patterns = {split.name: split.pattern for split in input_config.splits}
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    eval_percent, limit_per_folder = _settings(exec_properties)
     read_set = self.GetInputSourceToExamplePTransform()
     splits, skipped = {}, []
     for set_name in corpus.SET_FOLDERS:
-      read = pipeline | f'Read[{set_name}]' >> read_set(input_base, patterns[set_name], set_name)
+      read = pipeline | f'Read[{set_name}]' >> read_set(
+          input_base, patterns[set_name], set_name, limit_per_folder)
       skipped.append(read[_SKIPPED_TAG])
       splits[set_name] = read.examples
-    eval_percent = _eval_percent(exec_properties)
     splits['train'], splits['eval'] = splits['train'] | 'CarveEval' >> beam.Partition(
         lambda example, _: int(is_eval(example, eval_percent)), 2)
     self._write_report(splits, skipped | 'AllSkipped' >> beam.Flatten())

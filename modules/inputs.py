@@ -1,0 +1,50 @@
+"""tf.data pipelines over Transform's output, shared by both Trainers."""
+
+from typing import List, Sequence
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+_SHUFFLE_BUFFER = 10_000
+
+
+def transformed_dataset(file_patterns: List[str], tft_output: tft.TFTransformOutput,
+                        keys: Sequence[str], batch_size: int, shuffle: bool,
+                        seed: int = 0) -> tf.data.Dataset:
+  """Endless batches of transformed features, each of exactly `batch_size` examples.
+
+  Fixed batch shapes keep XLA from compiling again for a last, smaller batch. Files are read
+  in parallel and records parsed a batch at a time.
+
+  Args:
+    file_patterns: Globs of gzipped TFRecord files (TFX's `train_files`/`eval_files`).
+    tft_output: The Transform output whose feature spec parses the records.
+    keys: The transformed features to parse.
+    batch_size: Examples per batch.
+    shuffle: Whether to shuffle files and records (training) or keep the order (evaluation).
+    seed: Shuffle seed.
+  """
+  spec = tft_output.transformed_feature_spec()
+  spec = {key: spec[key] for key in keys}
+  files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
+  if not files:
+    raise ValueError(f'No transformed examples match {file_patterns}')
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle:
+    dataset = dataset.shuffle(len(files), seed=seed)
+  dataset = dataset.interleave(
+      lambda path: tf.data.TFRecordDataset(path, compression_type='GZIP'),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+  if shuffle:
+    dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed)
+  return (dataset.repeat()
+          .batch(batch_size, drop_remainder=True)
+          .map(lambda records: tf.io.parse_example(records, spec),
+               num_parallel_calls=tf.data.AUTOTUNE)
+          .prefetch(tf.data.AUTOTUNE))
+
+
+def sequence_length(tft_output: tft.TFTransformOutput, key: str) -> int:
+  """The fixed length of a transformed sequence feature."""
+  return int(tft_output.transformed_feature_spec()[key].shape[0])
+

@@ -1,0 +1,81 @@
+"""Keras 3 models: the BERT encoder (keras-hub), its masked-LM head and the classifier."""
+
+from typing import Any, Dict
+
+import keras
+import keras_hub
+
+from modules import features
+
+# Inputs of the models built here.
+MASK_POSITIONS_INPUT = 'mask_positions'
+# The pretrained encoder (config and weights), saved beside the pretraining SavedModel:
+# Keras 3 cannot load a SavedModel directory.
+ENCODER_FILE = 'encoder.keras'
+
+
+def build_encoder(vocabulary_size: int, sequence_length: int, config: Dict[str, Any]) -> keras_hub.models.BertBackbone:
+  """A randomly initialized BERT encoder sized by `config`.
+
+  Args:
+    vocabulary_size: Number of token ids, special tokens included.
+    sequence_length: Length of every input sequence.
+    config: `num_layers`, `num_heads`, `hidden_dim`, `intermediate_dim`, `dropout`.
+  """
+  return keras_hub.models.BertBackbone(
+      vocabulary_size=vocabulary_size,
+      num_layers=config['num_layers'],
+      num_heads=config['num_heads'],
+      hidden_dim=config['hidden_dim'],
+      intermediate_dim=config['intermediate_dim'],
+      dropout=config['dropout'],
+      max_sequence_length=sequence_length,
+      num_segments=1)
+
+
+def _encode(encoder: keras_hub.models.BertBackbone, token_ids: keras.KerasTensor) -> Dict[str, Any]:
+  """Runs the encoder on one segment of ids; padding comes from [PAD]."""
+  return encoder({
+      'token_ids': token_ids,
+      'segment_ids': keras.ops.zeros_like(token_ids),
+      'padding_mask': keras.ops.not_equal(token_ids, features.PAD_ID),
+  })
+
+
+def build_masked_lm(encoder: keras_hub.models.BertBackbone, num_predictions: int) -> keras.Model:
+  """Encoder + masked-LM head: logits only at the masked positions, [batch, predictions, vocab].
+
+  The head's output projection shares the encoder's token embedding, as in BERT.
+  """
+  sequence_length = encoder.max_sequence_length
+  token_ids = keras.Input((sequence_length,), dtype='int64', name=features.TOKEN_IDS_KEY)
+  positions = keras.Input((num_predictions,), dtype='int64', name=MASK_POSITIONS_INPUT)
+  sequence = _encode(encoder, token_ids)['sequence_output']
+  logits = keras_hub.layers.MaskedLMHead(
+      token_embedding=encoder.token_embedding,
+      intermediate_activation='gelu',
+      name='masked_lm_head')(sequence, mask_positions=positions)
+  return keras.Model({features.TOKEN_IDS_KEY: token_ids, MASK_POSITIONS_INPUT: positions},
+                     logits, name='masked_lm')
+
+
+def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float) -> keras.Model:
+  """Encoder + pooled [CLS] head: one positive-class logit per review."""
+  token_ids = keras.Input((encoder.max_sequence_length,), dtype='int64', name=features.TOKEN_IDS_KEY)
+  pooled = _encode(encoder, token_ids)['pooled_output']
+  pooled = keras.layers.Dropout(dropout)(pooled)
+  logits = keras.layers.Dense(1, name='sentiment_logit')(pooled)
+  return keras.Model({features.TOKEN_IDS_KEY: token_ids}, logits, name='classifier')
+
+
+def optimizer(learning_rate: float, total_steps: int, warmup_fraction: float,
+              weight_decay: float) -> keras.optimizers.Optimizer:
+  """AdamW with linear warm-up then cosine decay to zero over `total_steps`."""
+  warmup_steps = max(1, int(total_steps * warmup_fraction))
+  schedule = keras.optimizers.schedules.CosineDecay(
+      initial_learning_rate=0.0,
+      decay_steps=max(1, total_steps - warmup_steps),
+      warmup_target=learning_rate,
+      warmup_steps=warmup_steps)
+  return keras.optimizers.AdamW(
+      learning_rate=schedule, weight_decay=weight_decay, global_clipnorm=1.0)

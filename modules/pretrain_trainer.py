@@ -1,0 +1,45 @@
+"""PretrainTrainer's run_fn: masked-language-model pretraining of the BERT encoder."""
+
+import os
+
+import keras
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from modules import features, inputs, models, training
+
+_MLM_KEYS = (features.MLM_TOKEN_IDS_KEY, features.MLM_POSITIONS_KEY,
+             features.MLM_LABELS_KEY, features.MLM_WEIGHTS_KEY)
+
+
+def _masked_lm_batch(parsed):
+  """Transformed features → (inputs, original ids, weights) for the masked-LM."""
+  model_inputs = {features.TOKEN_IDS_KEY: parsed[features.MLM_TOKEN_IDS_KEY],
+                  models.MASK_POSITIONS_INPUT: parsed[features.MLM_POSITIONS_KEY]}
+  return model_inputs, parsed[features.MLM_LABELS_KEY], parsed[features.MLM_WEIGHTS_KEY]
+
+
+def run_fn(fn_args: FnArgs) -> None:
+  """Pretrains the encoder with MLM; exports the masked-LM and saves the encoder beside it.
+
+  Args:
+    fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size (see
+      `models.build_encoder`), `batch_size` and the `training.fit` settings.
+  """
+  config = fn_args.custom_config
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  vocabulary_size = (tft_output.vocabulary_size_by_name(features.VOCABULARY_NAME)
+                     + features.NUM_SPECIAL_TOKENS)
+  encoder = models.build_encoder(
+      vocabulary_size, inputs.sequence_length(tft_output, features.MLM_TOKEN_IDS_KEY), config)
+  model = models.build_masked_lm(
+      encoder, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY))
+  train_dataset, eval_dataset = (
+      inputs.transformed_dataset(files, tft_output, _MLM_KEYS, config['batch_size'], shuffle)
+      .map(_masked_lm_batch)
+      for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False)))
+  training.fit(model, train_dataset, eval_dataset, fn_args,
+               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               metrics=[keras.metrics.SparseCategoricalAccuracy(name='masked_accuracy')])
+  model.export(fn_args.serving_model_dir, verbose=False)
+  encoder.save(os.path.join(fn_args.serving_model_dir, models.ENCODER_FILE))

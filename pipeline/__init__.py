@@ -1,0 +1,1 @@
+"""The IMDB BERT pipeline: factory, presets, corpus resolution and run summary."""

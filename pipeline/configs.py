@@ -1,0 +1,79 @@
+"""Model and training settings, and the presets that bundle every knob of a run."""
+
+import dataclasses
+from typing import Optional, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+  """Size of the BERT encoder."""
+  num_layers: int
+  num_heads: int
+  hidden_dim: int
+  intermediate_dim: int
+  dropout: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+  """One Trainer's schedule: `steps` of `batch_size`, validated `epochs` times."""
+  steps: int
+  eval_steps: int
+  batch_size: int
+  epochs: int
+  learning_rate: float
+  warmup_fraction: float = 0.1
+  weight_decay: float = 0.01
+  jit_compile: bool = False  # XLA: faster steps on CPU, 20-60 s to compile each shape.
+  head_dropout: float = 0.1  # Dropout before the classifier's output (unused by pretraining).
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """Every knob of `create_pipeline` except paths."""
+  reviews_per_folder: Optional[int]  # None reads the whole corpus.
+  eval_percent: int
+  sequence_length: int
+  vocabulary_size: int
+  encoder: EncoderConfig
+  pretraining: TrainingConfig
+  fine_tuning: TrainingConfig
+  min_accuracy: float  # Evaluator: test accuracy needed for a blessing.
+  max_accuracy_drop: float  # Evaluator: allowed accuracy loss against the last blessed model.
+  beam_pipeline_args: Tuple[str, ...]
+
+
+_IN_MEMORY_BEAM = ('--direct_running_mode=in_memory',)
+# Two worker processes for the two cores; workers import the project as an installed package.
+_MULTI_PROCESS_BEAM = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
+
+PRESETS = {
+    # A few hundred reviews and a tiny model: the whole chain in a few minutes.
+    'smoke': Preset(
+        reviews_per_folder=100,
+        eval_percent=20,
+        sequence_length=64,
+        vocabulary_size=2_000,
+        encoder=EncoderConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64),
+        pretraining=TrainingConfig(steps=40, eval_steps=2, batch_size=16, epochs=2,
+                                   learning_rate=1e-3),
+        fine_tuning=TrainingConfig(steps=100, eval_steps=2, batch_size=16, epochs=2,
+                                   learning_rate=3e-3),
+        min_accuracy=0.7,
+        max_accuracy_drop=0.05,
+        beam_pipeline_args=_IN_MEMORY_BEAM),
+    # The full corpus on a 2-core CPU.
+    'default': Preset(
+        reviews_per_folder=None,
+        eval_percent=10,
+        sequence_length=128,
+        vocabulary_size=20_000,
+        encoder=EncoderConfig(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512),
+        pretraining=TrainingConfig(steps=1_000, eval_steps=20, batch_size=64, epochs=4,
+                                   learning_rate=1e-3, jit_compile=True),
+        fine_tuning=TrainingConfig(steps=700, eval_steps=20, batch_size=64, epochs=4,
+                                   learning_rate=1e-4, jit_compile=True),
+        min_accuracy=0.80,
+        max_accuracy_drop=0.01,
+        beam_pipeline_args=_MULTI_PROCESS_BEAM),
+}

@@ -1,0 +1,201 @@
+"""The pipeline factory: raw aclImdb reviews in, a blessed, pushed sentiment SavedModel out.
+
+Read top to bottom, this is the data's way through the pipeline.
+"""
+
+import ast
+import dataclasses
+import hashlib
+import importlib.util
+import os
+from typing import Any, Dict, Optional, Sequence
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.imdb_example_gen import ImdbExampleGen
+from pipeline.configs import EncoderConfig, TrainingConfig
+
+# Module paths of the user code in `modules/`, imported by the workers from the installed package.
+PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
+PRETRAIN_RUN_FN = 'modules.pretrain_trainer.run_fn'
+CLASSIFIER_RUN_FN = 'modules.classifier_trainer.run_fn'
+# Splits: vocabulary and masking are learned on train+unsup; `test` is read by the Evaluator only.
+ANALYZE_SPLITS = ['train', 'unsup']
+PRETRAIN_SPLITS = ['train', 'unsup']
+TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT = 'train', 'eval', 'test'
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'schema', 'schema.pbtxt')
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    corpus_path: str,
+    serving_model_dir: str,
+    eval_percent: int,
+    reviews_per_folder: Optional[int],
+    sequence_length: int,
+    vocabulary_size: int,
+    encoder: EncoderConfig,
+    pretraining: TrainingConfig,
+    fine_tuning: TrainingConfig,
+    min_accuracy: float,
+    max_accuracy_drop: float,
+    schema_path: str = SCHEMA_PATH,
+    beam_pipeline_args: Sequence[str] = (),
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+  """Builds the IMDB BERT pipeline.
+
+  Args:
+    pipeline_name: Name of the pipeline (lower case, digits and '-' for Kubeflow).
+    pipeline_root: Where artifacts are written.
+    corpus_path: The aclImdb `.tar.gz` or its extracted `aclImdb/` folder.
+    serving_model_dir: Where the Pusher writes versioned SavedModels.
+    eval_percent: Share of aclImdb train held out as `eval` for model selection.
+    reviews_per_folder: Read only this many reviews per aclImdb folder; None for all.
+    sequence_length: Tokens per review, [CLS] and [SEP] included.
+    vocabulary_size: Token ids, the five special tokens included.
+    encoder: Size of the BERT encoder.
+    pretraining: The masked-LM Trainer's schedule.
+    fine_tuning: The classifier Trainer's schedule.
+    min_accuracy: Test accuracy a candidate needs to be blessed.
+    max_accuracy_drop: Accuracy a candidate may lose against the last blessed model.
+    schema_path: The curated schema that ExampleValidator checks the data against.
+    beam_pipeline_args: Arguments of the Beam pipelines (runner, workers).
+    metadata_connection_config: ML Metadata store; None lets the runner choose.
+    enable_cache: Reuse the outputs of components whose inputs did not change.
+
+  Returns:
+    The pipeline, for `LocalDagRunner` or `KubeflowV2DagRunner`.
+  """
+  # Reviews → tf.Examples in train/eval/test/unsup; unreadable files are counted, not fatal.
+  example_gen = ImdbExampleGen(
+      corpus_path=corpus_path, eval_percent=eval_percent, reviews_per_folder=reviews_per_folder)
+
+  # Data guards: statistics per split, the curated schema, anomalies of each split against it.
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+
+  # Standardized text → vocabulary → token ids and BERT masking, in one graph that serving reuses.
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=schema_gen.outputs['schema'],
+      preprocessing_fn=PREPROCESSING_FN,
+      splits_config=tfx.proto.SplitsConfig(
+          analyze=ANALYZE_SPLITS, transform=PRETRAIN_SPLITS + [EVAL_SPLIT]),
+      custom_config={'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size,
+                     'source_fingerprint': source_fingerprint(PREPROCESSING_FN)})
+
+  # Masked-LM pretraining of the encoder on all in-domain text (train + unsup).
+  pretrain_trainer = tfx.components.Trainer(
+      run_fn=PRETRAIN_RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      train_args=tfx.proto.TrainArgs(splits=PRETRAIN_SPLITS, num_steps=pretraining.steps),
+      eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=pretraining.eval_steps),
+      custom_config=_trainer_config(PRETRAIN_RUN_FN, pretraining, encoder),
+  ).with_id('PretrainTrainer')
+
+  # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served.
+  classifier_trainer = tfx.components.Trainer(
+      run_fn=CLASSIFIER_RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      base_model=pretrain_trainer.outputs['model'],
+      train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=fine_tuning.steps),
+      eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=fine_tuning.eval_steps),
+      custom_config=_trainer_config(CLASSIFIER_RUN_FN, fine_tuning, encoder),
+  ).with_id('ClassifierTrainer')
+
+  # The last blessed classifier, the baseline a candidate must not fall behind.
+  model_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
+
+  # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline.
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs['examples'],
+      model=classifier_trainer.outputs['model'],
+      baseline_model=model_resolver.outputs['model'],
+      example_splits=[TEST_SPLIT],
+      eval_config=eval_config(min_accuracy, max_accuracy_drop))
+
+  # A new versioned SavedModel for serving, only when blessed.
+  pusher = tfx.components.Pusher(
+      model=classifier_trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name,
+      pipeline_root=pipeline_root,
+      components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+                  pretrain_trainer, classifier_trainer, model_resolver, evaluator, pusher],
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(beam_pipeline_args))
+
+
+def eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfig:
+  """TFMA settings: the classifier's `serving_default` probabilities against `label`."""
+  accuracy_threshold = tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(lower_bound={'value': min_accuracy}),
+      change_threshold=tfma.GenericChangeThreshold(
+          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+          absolute={'value': -max_accuracy_drop}))
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name='serving_default', label_key='label', prediction_key='probability',
+          preprocessing_function_names=[])],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name='ExampleCount'),
+          tfma.MetricConfig(class_name='BinaryAccuracy', threshold=accuracy_threshold),
+          tfma.MetricConfig(class_name='AUC'),
+          tfma.MetricConfig(class_name='Precision'),
+          tfma.MetricConfig(class_name='Recall'),
+      ])])
+
+
+def _trainer_config(run_fn: str, training: TrainingConfig, encoder: EncoderConfig) -> Dict[str, Any]:
+  """A Trainer's custom_config: its schedule, the encoder size and the code's fingerprint."""
+  return {**dataclasses.asdict(encoder), **dataclasses.asdict(training),
+          'source_fingerprint': source_fingerprint(run_fn)}
+
+
+def source_fingerprint(function_path: str) -> str:
+  """SHA-256 of the source of a function's module and of the `modules` it imports, recursively.
+
+  Components name their user code by module path, which TFX's cache cannot see into; this
+  fingerprint in their custom_config makes an edit of that code rerun them, and only them.
+  """
+  pending = [function_path.rsplit('.', 1)[0]]
+  sources = {}
+  while pending:
+    module = pending.pop()
+    if module in sources:
+      continue
+    with open(importlib.util.find_spec(module).origin, 'rb') as source:
+      sources[module] = source.read()
+    for node in ast.walk(ast.parse(sources[module])):
+      if isinstance(node, ast.ImportFrom) and node.module == 'modules':
+        names = [f'modules.{alias.name}' for alias in node.names]
+      elif isinstance(node, ast.ImportFrom):
+        names = [node.module or '']
+      elif isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+      else:
+        continue
+      pending.extend(name for name in names if name.startswith('modules.'))
+  digest = hashlib.sha256()
+  for module in sorted(sources):
+    digest.update(module.encode() + b'\0' + sources[module])
+  return digest.hexdigest()

@@ -1,0 +1,108 @@
+"""What a pipeline run did, read back from ML Metadata and the artifacts it recorded."""
+
+import dataclasses
+from typing import Dict, List, Optional
+
+import ml_metadata as mlmd
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+
+from components.imdb_example_gen import executor as example_gen_executor
+
+_SUMMARY_METRICS = ('binary_accuracy', 'auc', 'precision', 'recall', 'example_count')
+
+
+@dataclasses.dataclass
+class ComponentRun:
+  """One component's execution in a pipeline run."""
+  component_id: str
+  state: str  # COMPLETE, CACHED, FAILED, ...
+  seconds: float
+
+
+@dataclasses.dataclass
+class RunSummary:
+  """The components of the latest run of a pipeline and its headline results."""
+  run_id: str
+  components: List[ComponentRun]
+  example_counts: Dict[str, int]  # Reviews per split, and `skipped`.
+  test_metrics: Dict[str, float]  # The candidate's metrics on the test split.
+  blessed: Optional[bool]
+  pushed_to: Optional[str]
+
+  def format(self) -> str:
+    """The summary as the text a user reads at the end of a run."""
+    lines = [f'Pipeline run {self.run_id}:']
+    lines += [f'  {run.component_id:<32} {run.state:<9} {run.seconds:8.1f} s'
+              for run in self.components]
+    lines.append('  reviews: ' + ', '.join(f'{k} {v}' for k, v in self.example_counts.items()))
+    lines.append('  test: ' + ', '.join(f'{k} {v:.4f}' for k, v in self.test_metrics.items()))
+    lines.append(f'  blessed: {self.blessed}')
+    lines.append(f'  pushed model: {self.pushed_to or "none (not blessed)"}')
+    return '\n'.join(lines)
+
+
+def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str) -> RunSummary:
+  """Summarizes the latest run of `pipeline_name` in the ML Metadata store."""
+  store = mlmd.MetadataStore(connection_config)
+  pipeline = store.get_context_by_type_and_name('pipeline', pipeline_name)
+  runs = [context for context in store.get_children_contexts_by_context(pipeline.id)
+          if context.type == 'pipeline_run'] if pipeline else []
+  if not runs:
+    runs = [c for c in store.get_contexts_by_type('pipeline_run')
+            if pipeline and pipeline.id in {p.id for p in store.get_parent_contexts_by_context(c.id)}]
+  run = max(runs, key=lambda context: context.create_time_since_epoch)
+  executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
+  summary = RunSummary(run.name, [], {}, {}, None, None)
+  for execution in executions:
+    component_id = _component_id(store, execution.id)
+    summary.components.append(ComponentRun(
+        component_id,
+        metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+        (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000))
+    for artifact in _outputs(store, execution.id):
+      _read_artifact(store, artifact, summary)
+  return summary
+
+
+def _component_id(store: mlmd.MetadataStore, execution_id: int) -> str:
+  """The node id of an execution, from its `node` context `<pipeline>.<node id>`."""
+  for context in store.get_contexts_by_execution(execution_id):
+    if context.type == 'node':
+      return context.name.split('.', 1)[1]
+  return f'execution {execution_id}'
+
+
+def _outputs(store: mlmd.MetadataStore, execution_id: int) -> List[metadata_store_pb2.Artifact]:
+  output_ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution_id])
+                if event.type in (metadata_store_pb2.Event.OUTPUT,
+                                  metadata_store_pb2.Event.DECLARED_OUTPUT)]
+  return store.get_artifacts_by_id(output_ids)
+
+
+def _read_artifact(store: mlmd.MetadataStore, artifact: metadata_store_pb2.Artifact,
+                   summary: RunSummary) -> None:
+  """Fills in the summary fields that an output artifact of the run holds."""
+  type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+  properties = artifact.custom_properties
+  if type_name == 'Examples' and 'num_skipped' in properties:
+    summary.example_counts = example_gen_executor.read_report(artifact.uri)['counts']
+  elif type_name == 'ModelEvaluation':
+    summary.test_metrics = candidate_metrics(artifact.uri)
+  elif type_name == 'ModelBlessing':
+    summary.blessed = properties['blessed'].int_value == 1
+  elif type_name == 'PushedModel' and properties['pushed'].int_value == 1:
+    summary.pushed_to = properties['pushed_destination'].string_value
+
+
+def candidate_metrics(evaluation_uri: str) -> Dict[str, float]:
+  """The candidate model's overall metrics from an Evaluator output."""
+  metrics = {}
+  for slice_metrics in tfma.load_metrics(evaluation_uri):
+    if slice_metrics.slice_key.single_slice_keys:
+      continue
+    for entry in slice_metrics.metric_keys_and_values:
+      key = entry.key
+      if key.name in _SUMMARY_METRICS and not key.is_diff and key.model_name in ('', 'candidate'):
+        metrics[key.name] = entry.value.double_value.value
+  return metrics
