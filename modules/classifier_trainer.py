@@ -20,11 +20,7 @@ def _encoder(fn_args: FnArgs, tft_output: tft.TFTransformOutput):
   """The pretrained encoder of `base_model`, or a random one when there is none."""
   if fn_args.base_model:
     return keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))
-  vocabulary_size = (tft_output.vocabulary_size_by_name(features.VOCABULARY_NAME)
-                     + features.NUM_SPECIAL_TOKENS)
-  return models.build_encoder(
-      vocabulary_size, inputs.sequence_length(tft_output, features.TOKEN_IDS_KEY),
-      fn_args.custom_config)
+  return models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config)
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -35,14 +31,11 @@ def run_fn(fn_args: FnArgs) -> None:
       `custom_config` holds `batch_size`, `head_dropout` and the `training.fit` settings (and
       the encoder's size, used only without a base model).
   """
-  config = fn_args.custom_config
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  model = models.build_classifier(_encoder(fn_args, tft_output), config['head_dropout'])
-  keys = (features.TOKEN_IDS_KEY, features.LABEL_KEY)
-  train_dataset, eval_dataset = (
-      inputs.transformed_dataset(files, tft_output, keys, config['batch_size'], shuffle)
-      .map(_classifier_batch)
-      for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False)))
+  model = models.build_classifier(
+      _encoder(fn_args, tft_output), fn_args.custom_config['head_dropout'])
+  train_dataset, eval_dataset = inputs.train_and_eval_datasets(
+      fn_args, tft_output, (features.TOKEN_IDS_KEY, features.LABEL_KEY), _classifier_batch)
   training.fit(model, train_dataset, eval_dataset, fn_args,
                loss=keras.losses.BinaryCrossentropy(from_logits=True),
                metrics=[keras.metrics.BinaryAccuracy(name='accuracy', threshold=0.0),

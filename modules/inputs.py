@@ -1,9 +1,12 @@
 """tf.data pipelines over Transform's output, shared by both Trainers."""
 
-from typing import List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from modules import features
 
 _SHUFFLE_BUFFER = 10_000
 
@@ -44,7 +47,30 @@ def transformed_dataset(file_patterns: List[str], tft_output: tft.TFTransformOut
           .prefetch(tf.data.AUTOTUNE))
 
 
+def train_and_eval_datasets(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
+                            keys: Sequence[str], to_batch: Callable) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+  """The Trainer's shuffled training batches and ordered eval batches, mapped by `to_batch`.
+
+  Args:
+    fn_args: The Trainer's arguments: files of each, `custom_config['batch_size']`.
+    tft_output: The Transform output whose feature spec parses the records.
+    keys: The transformed features to parse.
+    to_batch: Maps a dict of parsed features to what the model's `fit` takes.
+  """
+  batch_size = fn_args.custom_config['batch_size']
+  return tuple(
+      transformed_dataset(files, tft_output, keys, batch_size, shuffle).map(to_batch)
+      for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False)))
+
+
 def sequence_length(tft_output: tft.TFTransformOutput, key: str) -> int:
   """The fixed length of a transformed sequence feature."""
   return int(tft_output.transformed_feature_spec()[key].shape[0])
+
+
+def encoder_shape(tft_output: tft.TFTransformOutput) -> Tuple[int, int]:
+  """(vocabulary size with the special tokens, sequence length) of the Transform output."""
+  vocabulary_size = (tft_output.vocabulary_size_by_name(features.VOCABULARY_NAME)
+                     + features.NUM_SPECIAL_TOKENS)
+  return vocabulary_size, sequence_length(tft_output, features.TOKEN_IDS_KEY)
 

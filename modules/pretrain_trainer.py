@@ -26,18 +26,12 @@ def run_fn(fn_args: FnArgs) -> None:
     fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size (see
       `models.build_encoder`), `batch_size` and the `training.fit` settings.
   """
-  config = fn_args.custom_config
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  vocabulary_size = (tft_output.vocabulary_size_by_name(features.VOCABULARY_NAME)
-                     + features.NUM_SPECIAL_TOKENS)
-  encoder = models.build_encoder(
-      vocabulary_size, inputs.sequence_length(tft_output, features.MLM_TOKEN_IDS_KEY), config)
+  encoder = models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config)
   model = models.build_masked_lm(
       encoder, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY))
-  train_dataset, eval_dataset = (
-      inputs.transformed_dataset(files, tft_output, _MLM_KEYS, config['batch_size'], shuffle)
-      .map(_masked_lm_batch)
-      for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False)))
+  train_dataset, eval_dataset = inputs.train_and_eval_datasets(
+      fn_args, tft_output, _MLM_KEYS, _masked_lm_batch)
   training.fit(model, train_dataset, eval_dataset, fn_args,
                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                metrics=[keras.metrics.SparseCategoricalAccuracy(name='masked_accuracy')])
