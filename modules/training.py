@@ -1,5 +1,8 @@
 """The training loop both Trainers share: compile with AdamW, fit, log to TensorBoard."""
 
+import json
+import os
+import time
 from typing import List, Optional
 
 import keras
@@ -7,6 +10,43 @@ import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import models
+
+# Written to the Trainer's ModelRun directory: step timing and the metrics of each epoch.
+TRAINING_STATS_FILE = 'training_stats.json'
+
+
+class StepTimer(keras.callbacks.Callback):
+  """Times training steps after the first epoch (which pays for tracing and XLA compiling)."""
+
+  def __init__(self, path: str):
+    super().__init__()
+    self._path = path
+    self._epoch = 0
+    self._seconds = 0.0
+    self._steps = 0
+    self._started = 0.0
+    self._history = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch = epoch
+
+  def on_train_batch_begin(self, batch, logs=None):
+    self._started = time.perf_counter()
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self._epoch > 0:
+      self._seconds += time.perf_counter() - self._started
+      self._steps += 1
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._history.append({key: float(value) for key, value in (logs or {}).items()})
+
+  def on_train_end(self, logs=None):
+    stats = {'timed_steps': self._steps,
+             'seconds_per_step': self._seconds / self._steps if self._steps else None,
+             'epochs': self._history}
+    with tf.io.gfile.GFile(self._path, 'w') as stats_file:
+      stats_file.write(json.dumps(stats, indent=2))
 
 
 def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
@@ -31,7 +71,8 @@ def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.dat
       optimizer=models.optimizer(config['learning_rate'], steps_per_epoch * epochs,
                                  config['warmup_fraction'], config['weight_decay']),
       loss=loss, weighted_metrics=metrics, jit_compile=config['jit_compile'])
-  callbacks = [keras.callbacks.TensorBoard(fn_args.model_run_dir)]
+  callbacks = [keras.callbacks.TensorBoard(fn_args.model_run_dir),
+               StepTimer(os.path.join(fn_args.model_run_dir, TRAINING_STATS_FILE))]
   if best_by:
     callbacks.append(keras.callbacks.EarlyStopping(
         monitor=best_by, mode='max', patience=epochs, restore_best_weights=True))

@@ -42,6 +42,7 @@ def create_pipeline(
     fine_tuning: TrainingConfig,
     min_accuracy: float,
     max_accuracy_drop: float,
+    pretrain_encoder: bool = True,
     schema_path: str = SCHEMA_PATH,
     beam_pipeline_args: Sequence[str] = (),
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -63,6 +64,8 @@ def create_pipeline(
     fine_tuning: The classifier Trainer's schedule.
     min_accuracy: Test accuracy a candidate needs to be blessed.
     max_accuracy_drop: Accuracy a candidate may lose against the last blessed model.
+    pretrain_encoder: Pretrain the encoder with MLM; False fine-tunes a random encoder
+      (the ablation that shows what pretraining earns).
     schema_path: The curated schema that ExampleValidator checks the data against.
     beam_pipeline_args: Arguments of the Beam pipelines (runner, workers).
     metadata_connection_config: ML Metadata store; None lets the runner choose.
@@ -99,14 +102,14 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(splits=PRETRAIN_SPLITS, num_steps=pretraining.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=pretraining.eval_steps),
       custom_config=_trainer_config(PRETRAIN_RUN_FN, pretraining, encoder),
-  ).with_id('PretrainTrainer')
+  ).with_id('PretrainTrainer') if pretrain_encoder else None
 
   # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served.
   classifier_trainer = tfx.components.Trainer(
       run_fn=CLASSIFIER_RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
-      base_model=pretrain_trainer.outputs['model'],
+      base_model=pretrain_trainer.outputs['model'] if pretrain_trainer else None,
       train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=fine_tuning.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=fine_tuning.eval_steps),
       custom_config=_trainer_config(CLASSIFIER_RUN_FN, fine_tuning, encoder),
@@ -137,8 +140,9 @@ def create_pipeline(
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
-      components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  pretrain_trainer, classifier_trainer, model_resolver, evaluator, pusher],
+      components=[component for component in (
+          example_gen, statistics_gen, schema_gen, example_validator, transform,
+          pretrain_trainer, classifier_trainer, model_resolver, evaluator, pusher) if component],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=list(beam_pipeline_args))

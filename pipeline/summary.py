@@ -29,6 +29,8 @@ class RunSummary:
   test_metrics: Dict[str, float]  # The candidate's metrics on the test split.
   blessed: Optional[bool]
   pushed_to: Optional[str]
+  # component id → {artifact type name: uri} of its outputs (reused ones for a cached component).
+  outputs: Dict[str, Dict[str, str]] = dataclasses.field(default_factory=dict)
 
   def format(self) -> str:
     """The summary as the text a user reads at the end of a run."""
@@ -49,8 +51,7 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
   runs = [context for context in store.get_children_contexts_by_context(pipeline.id)
           if context.type == 'pipeline_run'] if pipeline else []
   if not runs:
-    runs = [c for c in store.get_contexts_by_type('pipeline_run')
-            if pipeline and pipeline.id in {p.id for p in store.get_parent_contexts_by_context(c.id)}]
+    raise ValueError(f'ML Metadata holds no run of pipeline {pipeline_name!r}')
   run = max(runs, key=lambda context: context.create_time_since_epoch)
   executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
   summary = RunSummary(run.name, [], {}, {}, None, None)
@@ -61,7 +62,9 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
         metadata_store_pb2.Execution.State.Name(execution.last_known_state),
         (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000))
     for artifact in _outputs(store, execution.id):
-      _read_artifact(store, artifact, summary)
+      type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+      summary.outputs.setdefault(component_id, {})[type_name] = artifact.uri
+      _read_artifact(type_name, artifact, summary)
   return summary
 
 
@@ -80,10 +83,9 @@ def _outputs(store: mlmd.MetadataStore, execution_id: int) -> List[metadata_stor
   return store.get_artifacts_by_id(output_ids)
 
 
-def _read_artifact(store: mlmd.MetadataStore, artifact: metadata_store_pb2.Artifact,
+def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
                    summary: RunSummary) -> None:
   """Fills in the summary fields that an output artifact of the run holds."""
-  type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
   properties = artifact.custom_properties
   if type_name == 'Examples' and 'num_skipped' in properties:
     summary.example_counts = example_gen_executor.read_report(artifact.uri)['counts']

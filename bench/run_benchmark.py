@@ -1,0 +1,217 @@
+"""Benchmark: runs the pipeline with a preset and writes bench/results/PRESET.{json,md}.
+
+Measures, in one run on this machine: per-component wall time; MLM training speed (tokens/s and
+achieved FLOP/s ÷ fp32 matmul FLOP/s measured here); masked-token accuracy; the classifier's
+test accuracy and AUC from the Evaluator; the same classifier without pretraining; a TF-IDF
+logistic-regression baseline on the same splits; and the fill-mask probe.
+
+Usage: python bench/run_benchmark.py [--preset default] [--data PATH] [--no-ablation]
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+from importlib import metadata as package_metadata
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from modules import features, training
+from pipeline import configs, corpus, summary
+from pipeline.pipeline import create_pipeline
+
+RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
+PROBE = 'i have watched this [mask] and it was awesome'
+PACKAGES = ('tfx', 'tensorflow', 'tensorflow-transform', 'tensorflow-model-analysis', 'keras',
+            'keras-hub', 'apache-beam', 'scikit-learn')
+
+
+def machine() -> dict:
+  cpu_model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
+                    if line.startswith('model name')), platform.processor())
+  return {'cores': os.cpu_count(), 'cpu': cpu_model, 'python': platform.python_version(),
+          'versions': {name: package_metadata.version(name) for name in PACKAGES}}
+
+
+def matmul_flops_per_second(size: int = 2048, repeats: int = 20) -> float:
+  """Best fp32 matmul throughput of this machine, all cores."""
+  a = tf.random.normal([size, size])
+  b = tf.random.normal([size, size])
+  matmul = tf.function(lambda x, y: tf.matmul(x, y))
+  matmul(a, b).numpy()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a, b).numpy()
+    times.append(time.perf_counter() - start)
+  return 2 * size**3 / min(times)
+
+
+def mlm_training_flops_per_sequence(preset: configs.Preset) -> float:
+  """Forward + backward (3x forward) FLOPs of one masked-LM training sequence.
+
+  Counts the encoder's projections, attention and feed-forward layers and the head at the
+  masked positions only (its dense layer and the tied projection onto the vocabulary).
+  """
+  length, width = preset.sequence_length, preset.encoder.hidden_dim
+  per_layer = (2 * length * width * width * 4  # Q, K, V and output projections.
+               + 2 * 2 * length * length * width  # Scores and weighted sum.
+               + 2 * 2 * length * width * preset.encoder.intermediate_dim)  # Feed-forward.
+  predictions = features.max_predictions(length)
+  head = 2 * predictions * width * (width + preset.vocabulary_size)
+  return 3 * (preset.encoder.num_layers * per_layer + head)
+
+
+def run_pipeline(preset_name: str, corpus_path: str, output_dir: pathlib.Path,
+                 pretrain_encoder: bool) -> summary.RunSummary:
+  """Runs the preset's pipeline; the ablation shares its root so upstream outputs are cached."""
+  name = f'bench-{preset_name}'
+  preset = configs.PRESETS[preset_name]
+  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      str(output_dir / 'metadata.db'))
+  serving = output_dir / ('serving' if pretrain_encoder else 'serving-no-pretraining')
+  tfx.orchestration.LocalDagRunner().run(create_pipeline(
+      pipeline_name=name, pipeline_root=str(output_dir / 'root'), corpus_path=corpus_path,
+      serving_model_dir=str(serving), metadata_connection_config=metadata,
+      pretrain_encoder=pretrain_encoder,
+      **{field.name: getattr(preset, field.name) for field in dataclasses.fields(preset)}))
+  return summary.summarize(metadata, name)
+
+
+def training_stats(model_run_uri: str) -> dict:
+  with open(os.path.join(model_run_uri, training.TRAINING_STATS_FILE)) as stats_file:
+    return json.load(stats_file)
+
+
+def fill_mask(pretrained_uri: str, transform_uri: str, sequence_length: int, top_k: int = 5):
+  """Top-k tokens the pretrained masked-LM puts at `[mask]` in the probe sentence."""
+  import tensorflow_transform as tft
+  from modules import preprocessing
+  vocabulary = [token.decode() for token in
+                tft.TFTransformOutput(transform_uri).vocabulary_by_name(features.VOCABULARY_NAME)]
+  ids_by_word = {word: i + features.NUM_SPECIAL_TOKENS for i, word in enumerate(vocabulary)}
+  words = preprocessing.standardize(tf.constant([PROBE])).numpy()[0].decode().split()
+  ids = [features.CLS_ID] + [
+      features.MASK_ID if word == 'mask' else ids_by_word.get(word, features.UNK_ID)
+      for word in words] + [features.SEP_ID]
+  position = ids.index(features.MASK_ID)
+  ids += [features.PAD_ID] * (sequence_length - len(ids))
+  positions = [position] * features.max_predictions(sequence_length)
+  model = tf.saved_model.load(os.path.join(pretrained_uri, 'Format-Serving'))
+  logits = model.serve({features.TOKEN_IDS_KEY: tf.constant([ids], tf.int64),
+                        'mask_positions': tf.constant([positions], tf.int64)})
+  best = np.argsort(-logits.numpy()[0, 0])[:top_k]
+  names = list(features.SPECIAL_TOKENS) + vocabulary
+  return [names[i] for i in best]
+
+
+def linear_baseline(examples_uri: str) -> dict:
+  """TF-IDF unigrams+bigrams and logistic regression, untuned: fit on `train`, score `test`."""
+  from sklearn.feature_extraction.text import TfidfVectorizer
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.metrics import accuracy_score, roc_auc_score
+
+  def read(split):
+    files = tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*'))
+    texts, labels = [], []
+    for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+      example = tf.train.Example.FromString(record.numpy()).features.feature
+      texts.append(example[features.TEXT_KEY].bytes_list.value[0].decode())
+      labels.append(example[features.LABEL_KEY].int64_list.value[0])
+    return texts, np.array(labels)
+
+  start = time.perf_counter()
+  (train_texts, train_labels), (test_texts, test_labels) = read('train'), read('test')
+  vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+  classifier = LogisticRegression(max_iter=1000)
+  classifier.fit(vectorizer.fit_transform(train_texts), train_labels)
+  scores = classifier.predict_proba(vectorizer.transform(test_texts))[:, 1]
+  return {'binary_accuracy': accuracy_score(test_labels, scores >= 0.5),
+          'auc': roc_auc_score(test_labels, scores), 'seconds': time.perf_counter() - start}
+
+
+def markdown(result: dict) -> str:
+  mlm = result['mlm']
+  lines = [f"# Benchmark: preset `{result['preset']}`, {result['date']}", '',
+           f"Machine: {result['machine']['cores']} cores, {result['machine']['cpu']}", '',
+           '| component | state | wall s |', '| --- | --- | --- |']
+  lines += [f"| {c['component_id']} | {c['state']} | {c['seconds']:.1f} |"
+            for c in result['components']]
+  lines += ['', '| measure | value |', '| --- | --- |',
+            f"| pipeline wall time, ingest to push | {result['pipeline_seconds']:.0f} s |",
+            f"| MLM tokens/s | {mlm['tokens_per_second']:.0f} |",
+            f"| MLM achieved / matmul FLOP/s | {mlm['flops_ratio']:.3f} "
+            f"({mlm['achieved_gflops']:.1f} / {result['matmul_gflops']:.1f} GFLOP/s) |",
+            f"| masked-token accuracy (eval) | {mlm['masked_accuracy']:.4f} |",
+            f"| classifier test accuracy / AUC | {result['classifier']['binary_accuracy']:.4f} / "
+            f"{result['classifier']['auc']:.4f} |"]
+  if result.get('no_pretraining'):
+    lines.append(f"| without pretraining: test accuracy / AUC | "
+                 f"{result['no_pretraining']['binary_accuracy']:.4f} / "
+                 f"{result['no_pretraining']['auc']:.4f} |")
+  lines += [f"| TF-IDF + logistic regression: test accuracy / AUC | "
+            f"{result['linear_baseline']['binary_accuracy']:.4f} / "
+            f"{result['linear_baseline']['auc']:.4f} ({result['linear_baseline']['seconds']:.0f} s) |",
+            f"| fill-mask top-5 for \"{PROBE}\" | {', '.join(result['fill_mask'])} |"]
+  return '\n'.join(lines) + '\n'
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--preset', choices=sorted(configs.PRESETS), default='default')
+  parser.add_argument('--data', help=f'aclImdb .tar.gz or folder (default: ${corpus.CORPUS_ENV})')
+  parser.add_argument('--output-dir', help='Pipeline outputs (default: bench/tmp/PRESET)')
+  parser.add_argument('--no-ablation', action='store_true', help='Skip the no-pretraining run')
+  args = parser.parse_args()
+  corpus_path = corpus.resolve_corpus(args.data)
+  output_dir = pathlib.Path(args.output_dir or pathlib.Path(__file__).parent / 'tmp' / args.preset)
+  preset = configs.PRESETS[args.preset]
+
+  matmul = matmul_flops_per_second()
+  start = time.perf_counter()
+  run = run_pipeline(args.preset, corpus_path, output_dir, pretrain_encoder=True)
+  pipeline_seconds = time.perf_counter() - start
+  stats = training_stats(run.outputs['PretrainTrainer']['ModelRun'])
+  flops_per_step = mlm_training_flops_per_sequence(preset) * preset.pretraining.batch_size
+  achieved = flops_per_step / stats['seconds_per_step']
+  result = {
+      'preset': args.preset,
+      'date': datetime.datetime.now().isoformat(timespec='seconds'),
+      'machine': machine(),
+      'matmul_gflops': matmul / 1e9,
+      'components': [dataclasses.asdict(component) for component in run.components],
+      'pipeline_seconds': pipeline_seconds,
+      'example_counts': run.example_counts,
+      'mlm': {
+          'seconds_per_step': stats['seconds_per_step'],
+          'tokens_per_second': preset.pretraining.batch_size * preset.sequence_length
+                               / stats['seconds_per_step'],
+          'achieved_gflops': achieved / 1e9,
+          'flops_ratio': achieved / matmul,
+          'masked_accuracy': stats['epochs'][-1]['val_masked_accuracy'],
+      },
+      'classifier': run.test_metrics,
+      'blessed': run.blessed,
+      'fill_mask': fill_mask(run.outputs['PretrainTrainer']['Model'],
+                             run.outputs['Transform']['TransformGraph'], preset.sequence_length),
+      'linear_baseline': linear_baseline(run.outputs['ImdbExampleGen']['Examples']),
+  }
+  if not args.no_ablation:
+    result['no_pretraining'] = run_pipeline(
+        args.preset, corpus_path, output_dir, pretrain_encoder=False).test_metrics
+  RESULTS_DIR.mkdir(exist_ok=True)
+  (RESULTS_DIR / f'{args.preset}.json').write_text(json.dumps(result, indent=2))
+  (RESULTS_DIR / f'{args.preset}.md').write_text(markdown(result))
+  print(markdown(result))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
