@@ -72,7 +72,7 @@ PRESETS = {
         pretraining=TrainingConfig(steps=1_000, eval_steps=20, batch_size=64, epochs=4,
                                    learning_rate=1e-3, jit_compile=True),
         fine_tuning=TrainingConfig(steps=700, eval_steps=20, batch_size=64, epochs=4,
-                                   learning_rate=1e-4, jit_compile=True),
+                                   learning_rate=3e-4, jit_compile=True),
         min_accuracy=0.80,
         max_accuracy_drop=0.01,
         beam_pipeline_args=_MULTI_PROCESS_BEAM),
