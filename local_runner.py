@@ -34,14 +34,13 @@ def main() -> int:
   output_dir = os.path.abspath(args.output_dir)
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       os.path.join(output_dir, 'metadata', name, 'metadata.db'))
-  preset = configs.PRESETS[args.preset]
   tfx.orchestration.LocalDagRunner().run(create_pipeline(
       pipeline_name=name,
       pipeline_root=os.path.join(output_dir, 'pipelines', name),
       corpus_path=corpus_path,
       serving_model_dir=os.path.join(output_dir, 'serving_model', name),
       metadata_connection_config=metadata,
-      **{field: getattr(preset, field) for field in preset.__dataclass_fields__}))
+      **configs.PRESETS[args.preset].pipeline_args()))
   print(summary.summarize(metadata, name).format())
   return 0
 

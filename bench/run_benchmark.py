@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from modules import features, training
+from modules import features, models, training
 from pipeline import configs, corpus, summary
 from pipeline.pipeline import create_pipeline
 
@@ -73,7 +73,6 @@ def run_pipeline(preset_name: str, corpus_path: str, output_dir: pathlib.Path,
                  pretrain_encoder: bool) -> summary.RunSummary:
   """Runs the preset's pipeline; the ablation shares its root so upstream outputs are cached."""
   name = f'bench-{preset_name}'
-  preset = configs.PRESETS[preset_name]
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       str(output_dir / 'metadata.db'))
   serving = output_dir / ('serving' if pretrain_encoder else 'serving-no-pretraining')
@@ -81,7 +80,7 @@ def run_pipeline(preset_name: str, corpus_path: str, output_dir: pathlib.Path,
       pipeline_name=name, pipeline_root=str(output_dir / 'root'), corpus_path=corpus_path,
       serving_model_dir=str(serving), metadata_connection_config=metadata,
       pretrain_encoder=pretrain_encoder,
-      **{field.name: getattr(preset, field.name) for field in dataclasses.fields(preset)}))
+      **configs.PRESETS[preset_name].pipeline_args()))
   return summary.summarize(metadata, name)
 
 
@@ -106,7 +105,7 @@ def fill_mask(pretrained_uri: str, transform_uri: str, sequence_length: int, top
   positions = [position] * features.max_predictions(sequence_length)
   model = tf.saved_model.load(os.path.join(pretrained_uri, 'Format-Serving'))
   logits = model.serve({features.TOKEN_IDS_KEY: tf.constant([ids], tf.int64),
-                        'mask_positions': tf.constant([positions], tf.int64)})
+                        models.MASK_POSITIONS_INPUT: tf.constant([positions], tf.int64)})
   best = np.argsort(-logits.numpy()[0, 0])[:top_k]
   names = list(features.SPECIAL_TOKENS) + vocabulary
   return [names[i] for i in best]

@@ -73,4 +73,3 @@ def encoder_shape(tft_output: tft.TFTransformOutput) -> Tuple[int, int]:
   vocabulary_size = (tft_output.vocabulary_size_by_name(features.VOCABULARY_NAME)
                      + features.NUM_SPECIAL_TOKENS)
   return vocabulary_size, sequence_length(tft_output, features.TOKEN_IDS_KEY)
-

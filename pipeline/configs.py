@@ -1,7 +1,7 @@
 """Model and training settings, and the presets that bundle every knob of a run."""
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,10 @@ class Preset:
   min_accuracy: float  # Evaluator: test accuracy needed for a blessing.
   max_accuracy_drop: float  # Evaluator: allowed accuracy loss against the last blessed model.
   beam_pipeline_args: Tuple[str, ...]
+
+  def pipeline_args(self) -> Dict[str, Any]:
+    """The knobs as keyword arguments of `create_pipeline` (nested configs kept as objects)."""
+    return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
 _IN_MEMORY_BEAM = ('--direct_running_mode=in_memory',)

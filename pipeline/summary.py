@@ -88,7 +88,8 @@ def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
   """Fills in the summary fields that an output artifact of the run holds."""
   properties = artifact.custom_properties
   if type_name == 'Examples' and 'num_skipped' in properties:
-    summary.example_counts = example_gen_executor.read_report(artifact.uri)['counts']
+    summary.example_counts = {name: properties[f'num_{name}'].int_value
+                              for name in example_gen_executor.REPORTED_COUNTS}
   elif type_name == 'ModelEvaluation':
     summary.test_metrics = candidate_metrics(artifact.uri)
   elif type_name == 'ModelBlessing':

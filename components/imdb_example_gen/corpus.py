@@ -18,7 +18,6 @@ from modules import features
 TARBALL_SUFFIXES = ('.tar.gz', '.tgz')
 # aclImdb folder → label; `unsup` holds unlabeled reviews.
 FOLDER_LABELS = {'pos': 1, 'neg': 0, 'unsup': features.UNLABELED}
-LABELED_FOLDERS = ('pos', 'neg')
 # The folders of each aclImdb set, relative to `aclImdb/`.
 SET_FOLDERS = {
     'train': ('train/pos', 'train/neg'),

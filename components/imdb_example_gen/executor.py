@@ -26,6 +26,8 @@ from components.imdb_example_gen import corpus
 SKIPPED_REVIEWS_FILE = 'skipped_reviews.jsonl'
 INGESTION_REPORT_FILE = 'ingestion_report.json'
 SKIPPED_KEY = 'skipped'
+# What the report counts, each also an int property `num_<name>` of the Examples artifact.
+REPORTED_COUNTS = ('train', 'eval', 'test', 'unsup', SKIPPED_KEY)
 EVAL_PERCENT_KEY = 'eval_percent'
 REVIEWS_PER_FOLDER_KEY = 'reviews_per_folder'
 _SKIPPED_TAG = 'skipped'
@@ -148,5 +150,4 @@ def read_report(examples_uri: str) -> Dict[str, Any]:
     counts = json.loads(report_file.read() or '{}')
   with tf.io.gfile.GFile(os.path.join(examples_uri, SKIPPED_REVIEWS_FILE)) as skipped_file:
     skipped = [json.loads(line) for line in skipped_file if line.strip()]
-  names = ['train', 'eval', 'test', 'unsup', SKIPPED_KEY]
-  return {'counts': {name: counts.get(name, 0) for name in names}, 'skipped': skipped}
+  return {'counts': {name: counts.get(name, 0) for name in REPORTED_COUNTS}, 'skipped': skipped}
