@@ -16,8 +16,8 @@ def transformed_dataset(file_patterns: List[str], tft_output: tft.TFTransformOut
                         seed: int = 0) -> tf.data.Dataset:
   """Endless batches of transformed features, each of exactly `batch_size` examples.
 
-  Fixed batch shapes keep XLA from compiling again for a last, smaller batch. Files are read
-  in parallel and records parsed a batch at a time.
+  Fixed batch shapes keep XLA from compiling again for a last, smaller batch. Records are
+  parsed a batch at a time, on a thread of the input's own (see `_input_options`).
 
   Args:
     file_patterns: Globs of gzipped TFRecord files (TFX's `train_files`/`eval_files`).
@@ -44,7 +44,20 @@ def transformed_dataset(file_patterns: List[str], tft_output: tft.TFTransformOut
           .batch(batch_size, drop_remainder=True)
           .map(lambda records: tf.io.parse_example(records, spec),
                num_parallel_calls=tf.data.AUTOTUNE)
-          .prefetch(tf.data.AUTOTUNE))
+          .prefetch(tf.data.AUTOTUNE)
+          .with_options(_input_options()))
+
+
+def _input_options() -> tf.data.Options:
+  """Input on one thread of its own, without autotuning.
+
+  Parsing a batch takes milliseconds; left to autotune, tf.data threads contend with the
+  training step for the cores and made each MLM step 25% slower on a 2-core machine.
+  """
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  options.threading.private_threadpool_size = 1
+  return options
 
 
 def train_and_eval_datasets(fn_args: FnArgs, tft_output: tft.TFTransformOutput,

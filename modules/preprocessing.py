@@ -25,6 +25,14 @@ def standardize(text: tf.Tensor) -> tf.Tensor:
   return tf.strings.regex_replace(text, r'[[:punct:]]', ' ')
 
 
+def head_and_tail(words: tf.RaggedTensor, room: int) -> tf.RaggedTensor:
+  """Keeps rows that fit `room` whole; of longer ones, the first and last words that fill it."""
+  head = int(room * features.HEAD_SHARE)
+  positions = tf.ragged.range(words.row_lengths())
+  from_end = tf.expand_dims(words.row_lengths(), 1) - positions
+  return tf.ragged.boolean_mask(words, (positions < head) | (from_end <= room - head))
+
+
 def _token_ids(tokens: tf.RaggedTensor, sequence_length: int, vocabulary_size: int) -> tf.Tensor:
   """Maps words to ids after the special tokens; adds [CLS]/[SEP]; pads or truncates."""
   vocabulary = tft.vocabulary(
@@ -32,7 +40,7 @@ def _token_ids(tokens: tf.RaggedTensor, sequence_length: int, vocabulary_size: i
       vocab_filename=features.VOCABULARY_NAME)
   word_ids = tft.apply_vocabulary(
       tokens, vocabulary, default_value=features.UNK_ID - features.NUM_SPECIAL_TOKENS)
-  word_ids = word_ids[:, :sequence_length - 2] + features.NUM_SPECIAL_TOKENS
+  word_ids = head_and_tail(word_ids, sequence_length - 2) + features.NUM_SPECIAL_TOKENS
   batch_size = tf.shape(word_ids.row_lengths())[0]
   cls = tf.fill([batch_size, 1], tf.constant(features.CLS_ID, tf.int64))
   sep = tf.fill([batch_size, 1], tf.constant(features.SEP_ID, tf.int64))

@@ -49,6 +49,14 @@ def test_standardize_lowercases_and_strips_breaks_and_punctuation():
       [b'great', b'movie', b'truly', b'great']]
 
 
+def test_long_reviews_keep_their_head_and_tail():
+  words = tf.ragged.constant([['a', 'b', 'c'], [str(i) for i in range(20)], []])
+  kept = preprocessing.head_and_tail(words, room=8).to_list()
+  head = int(8 * features.HEAD_SHARE)
+  assert kept[0] == [b'a', b'b', b'c'] and kept[2] == []
+  assert kept[1] == [str(i).encode() for i in list(range(head)) + list(range(20 - 8 + head, 20))]
+
+
 def test_token_ids_have_fixed_shape_and_special_tokens(transformed):
   reviews, (rows, vocabulary) = transformed
   assert len(vocabulary) <= VOCABULARY_SIZE - features.NUM_SPECIAL_TOKENS
