@@ -9,6 +9,7 @@ import sys
 
 from tfx import v1 as tfx
 
+from components.data_gate import DataAnomaliesError
 from components.imdb_example_gen.corpus import CorpusError
 from pipeline import configs, corpus, summary
 from pipeline.pipeline import create_pipeline
@@ -34,13 +35,17 @@ def main() -> int:
   output_dir = os.path.abspath(args.output_dir)
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       os.path.join(output_dir, 'metadata', name, 'metadata.db'))
-  tfx.orchestration.LocalDagRunner().run(create_pipeline(
-      pipeline_name=name,
-      pipeline_root=os.path.join(output_dir, 'pipelines', name),
-      corpus_path=corpus_path,
-      serving_model_dir=os.path.join(output_dir, 'serving_model', name),
-      metadata_connection_config=metadata,
-      **configs.PRESETS[args.preset].pipeline_args()))
+  try:
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(
+        pipeline_name=name,
+        pipeline_root=os.path.join(output_dir, 'pipelines', name),
+        corpus_path=corpus_path,
+        serving_model_dir=os.path.join(output_dir, 'serving_model', name),
+        metadata_connection_config=metadata,
+        **configs.PRESETS[args.preset].pipeline_args()))
+  except DataAnomaliesError as error:
+    print(f'error: the data gate stopped the run: {error}', file=sys.stderr)
+    return 1
   print(summary.summarize(metadata, name).format())
   return 0
 

@@ -14,6 +14,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.data_gate import DataGate
 from components.imdb_example_gen import ImdbExampleGen
 from pipeline.configs import EncoderConfig, TrainingConfig
 
@@ -83,6 +84,8 @@ def create_pipeline(
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+  # Any anomaly fails the run here, naming span, split and feature: nothing trains on bad data.
+  data_gate = DataGate(anomalies=example_validator.outputs['anomalies'])
 
   # Standardized text → vocabulary → token ids and BERT masking, in one graph that serving reuses.
   transform = tfx.components.Transform(
@@ -93,6 +96,7 @@ def create_pipeline(
           analyze=ANALYZE_SPLITS, transform=PRETRAIN_SPLITS + [EVAL_SPLIT]),
       custom_config={'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size,
                      'source_fingerprint': source_fingerprint(PREPROCESSING_FN)})
+  transform.add_upstream_node(data_gate)
 
   # Masked-LM pretraining of the encoder on all in-domain text (train + unsup).
   pretrain_trainer = tfx.components.Trainer(
@@ -141,7 +145,7 @@ def create_pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
       components=[component for component in (
-          example_gen, statistics_gen, schema_gen, example_validator, transform,
+          example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
           pretrain_trainer, classifier_trainer, model_resolver, evaluator, pusher) if component],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,

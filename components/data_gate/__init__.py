@@ -1,0 +1,5 @@
+"""Stops a run whose data ExampleValidator found anomalies in, before any Trainer sees it."""
+
+from components.data_gate.component import DataAnomaliesError, DataGate
+
+__all__ = ['DataAnomaliesError', 'DataGate']
