@@ -4,7 +4,7 @@ Usage:
   python kubeflow_runner.py --output imdb-bert.yaml            # compile only, no cluster needed
   python kubeflow_runner.py --output imdb-bert.yaml \\
       --pipeline-root gs://BUCKET/imdb-bert --image REGISTRY/imdb-bert-tfx:0.1.0 \\
-      --beam-args '--runner=DataflowRunner --project=P --region=R --temp_location=gs://BUCKET/tmp' \\
+      --beam-args '--runner=DataflowRunner --project=P --temp_location=gs://BUCKET/tmp' \\
       --host https://KFP_HOST [--schedule '0 0 3 * * *']
 
 A `.yaml` output is a KFP pipeline spec (for `kfp.Client`); a `.json` output is the PipelineJob
@@ -44,19 +44,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                       default=os.environ.get('KFP_PIPELINE_ROOT', PLACEHOLDER_ROOT),
                       help='Artifact root, gs:// or s3:// (default: $KFP_PIPELINE_ROOT, else '
                            f'{PLACEHOLDER_ROOT}, which must be replaced before submitting)')
-  parser.add_argument('--data', help='aclImdb folder or .tar.gz as the cluster sees it, or a folder '
-                      'of span-N/ drops (default: PIPELINE_ROOT/data/aclImdb)')
+  parser.add_argument('--data', help='aclImdb folder or .tar.gz as the cluster sees it, or a '
+                      'folder of span-N/ drops (default: PIPELINE_ROOT/data/aclImdb)')
+  parser.add_argument('--span-window', type=int, metavar='N',
+                      help='Retrain on span drops: --data is a folder of span-1/, span-2/, ...; '
+                           'each run trains on the newest N (use with --schedule)')
   parser.add_argument('--serving-dir', help='Where the Pusher writes versioned SavedModels '
                       '(default: PIPELINE_ROOT/serving_model)')
   parser.add_argument('--image', default=os.environ.get('KFP_IMAGE', DEFAULT_IMAGE),
-                      help=f'Container image built from Dockerfile (default: $KFP_IMAGE, else {DEFAULT_IMAGE})')
+                      help='Container image built from Dockerfile '
+                           f'(default: $KFP_IMAGE, else {DEFAULT_IMAGE})')
   parser.add_argument('--beam-args', default=None,
                       help="Beam pipeline args in one string, e.g. '--runner=FlinkRunner "
                            "--flink_master=HOST:8081' (default: the preset's DirectRunner args)")
   parser.add_argument('--host', help='KFP API endpoint: submit the compiled pipeline there')
   parser.add_argument('--schedule', help="With --host: a recurring run on this cron expression "
                       "(KFP's 6 fields, seconds first, e.g. '0 0 3 * * *' daily at 03:00)")
-  parser.add_argument('--experiment', default=PIPELINE_NAME, help='KFP experiment of submitted runs')
+  parser.add_argument('--experiment', default=PIPELINE_NAME,
+                      help='KFP experiment of submitted runs')
   args = parser.parse_args(argv)
   if args.schedule and not args.host:
     parser.error('--schedule needs --host')
@@ -78,6 +83,7 @@ def compile_pipeline(args: argparse.Namespace) -> str:
       pipeline_root=f'{root}/pipelines/{name}',
       corpus_path=args.data or f'{root}/data/aclImdb',
       serving_model_dir=args.serving_dir or f'{root}/serving_model/{name}',
+      span_window=args.span_window,
       **{**preset.pipeline_args(), 'beam_pipeline_args': beam_args,
          'schema_path': IMAGE_SCHEMA_PATH})
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -87,7 +93,8 @@ def compile_pipeline(args: argparse.Namespace) -> str:
     if args.output.endswith('.json'):
       json.dump(job, spec_file, indent=2, sort_keys=True)
     else:
-      spec = dict(job['pipelineSpec'], defaultPipelineRoot=job['runtimeConfig']['gcsOutputDirectory'])
+      spec = dict(job['pipelineSpec'],
+                  defaultPipelineRoot=job['runtimeConfig']['gcsOutputDirectory'])
       yaml.safe_dump(spec, spec_file, sort_keys=True)
   return name
 

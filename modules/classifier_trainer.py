@@ -1,13 +1,18 @@
 """ClassifierTrainer's run_fn: fine-tunes the pretrained encoder into a sentiment classifier."""
 
 import os
+from typing import Any, Dict, List
 
 import keras
 import tensorflow as tf
 import tensorflow_transform as tft
+from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import features, inputs, models, serving, training
+
+# The custom_config key under which WarmStartTrainer passes the model to start from.
+WARM_START_MODEL_KEY = 'warm_start_model'
 
 
 def _classifier_batch(parsed):
@@ -16,11 +21,63 @@ def _classifier_batch(parsed):
   return {features.TOKEN_IDS_KEY: parsed[features.TOKEN_IDS_KEY]}, label
 
 
-def _encoder(fn_args: FnArgs, tft_output: tft.TFTransformOutput):
-  """The pretrained encoder of `base_model`, or a random one when there is none."""
+def _vocabulary(tft_output: tft.TFTransformOutput) -> List[str]:
+  """The token of each id: the special tokens, then Transform's vocabulary."""
+  learned = tft_output.vocabulary_by_name(features.VOCABULARY_NAME)
+  return list(features.SPECIAL_TOKENS) + [token.decode() for token in learned]
+
+
+def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput) -> keras.Model:
+  """The classifier to fine-tune: warm-started, or on the pretrained (or a random) encoder."""
+  config = fn_args.custom_config
+  if config.get(WARM_START_MODEL_KEY):
+    return _warm_started(config[WARM_START_MODEL_KEY], _vocabulary(tft_output),
+                         inputs.sequence_length(tft_output, features.TOKEN_IDS_KEY), config)
   if fn_args.base_model:
-    return keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))
-  return models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config)
+    encoder = keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))
+  else:
+    encoder = models.build_encoder(*inputs.encoder_shape(tft_output), config)
+  return models.build_classifier(encoder, config['head_dropout'])
+
+
+def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
+                  config: Dict[str, Any]) -> keras.Model:
+  """The classifier saved at `path`, its token embedding re-indexed to `vocabulary`.
+
+  Transform learns a vocabulary on each run's data, so ids move between runs: a token known
+  to both keeps its trained embedding, a new token starts from a random one.
+
+  Raises:
+    ValueError: the saved classifier's other weights do not fit this run's model.
+  """
+  previous = keras.saving.load_model(os.path.join(path, models.CLASSIFIER_FILE))
+  with tf.io.gfile.GFile(os.path.join(path, models.VOCABULARY_FILE)) as vocabulary_file:
+    previous_ids = {token: i for i, token in enumerate(vocabulary_file.read().splitlines())}
+  encoder = models.build_encoder(len(vocabulary), sequence_length, config)
+  model = models.build_classifier(encoder, config['head_dropout'])
+  for weight, previous_weight in zip(model.weights, previous.weights):
+    if weight is encoder.token_embedding.embeddings:
+      kept = [(i, previous_ids[token]) for i, token in enumerate(vocabulary)
+              if token in previous_ids]
+      values = keras.ops.convert_to_numpy(weight)
+      previous_values = keras.ops.convert_to_numpy(previous_weight)
+      values[[i for i, _ in kept]] = previous_values[[j for _, j in kept]]
+      weight.assign(values)
+      logging.info('Warm start from %s: %d of %d tokens keep their embedding', path, len(kept),
+                   len(vocabulary))
+    elif weight.shape != previous_weight.shape:
+      raise ValueError(f'Cannot warm-start from {path}: {weight.path} is {previous_weight.shape} '
+                       f'there and {weight.shape} here; the model size or sequence length changed')
+    else:
+      weight.assign(previous_weight)
+  return model
+
+
+def _save_for_warm_start(model: keras.Model, vocabulary: List[str], serving_model_dir: str) -> None:
+  """Saves the Keras classifier and its vocabulary beside the serving SavedModel."""
+  model.save(os.path.join(serving_model_dir, models.CLASSIFIER_FILE))
+  with tf.io.gfile.GFile(os.path.join(serving_model_dir, models.VOCABULARY_FILE), 'w') as out:
+    out.write('\n'.join(vocabulary) + '\n')
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -28,12 +85,12 @@ def run_fn(fn_args: FnArgs) -> None:
 
   Args:
     fn_args: TFX Trainer arguments; `base_model` is the PretrainTrainer's model.
-      `custom_config` holds `batch_size`, `head_dropout` and the `training.fit` settings (and
-      the encoder's size, used only without a base model).
+      `custom_config` holds `batch_size`, `head_dropout` and the `training.fit` settings,
+      the encoder's size (used without a base model) and `warm_start_model`: a classifier
+      to continue from, which takes precedence over `base_model`.
   """
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  model = models.build_classifier(
-      _encoder(fn_args, tft_output), fn_args.custom_config['head_dropout'])
+  model = _classifier(fn_args, tft_output)
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
       fn_args, tft_output, (features.TOKEN_IDS_KEY, features.LABEL_KEY), _classifier_batch)
   training.fit(model, train_dataset, eval_dataset, fn_args,
@@ -42,3 +99,4 @@ def run_fn(fn_args: FnArgs) -> None:
                         keras.metrics.AUC(name='auc', from_logits=True)],
                best_by='val_accuracy')
   serving.export(model, tft_output, fn_args.serving_model_dir)
+  _save_for_warm_start(model, _vocabulary(tft_output), fn_args.serving_model_dir)

@@ -7,6 +7,7 @@ TEXT_KEY = 'text'
 LABEL_KEY = 'label'
 RATING_KEY = 'rating'
 REVIEW_ID_KEY = 'review_id'
+LENGTH_BUCKET_KEY = 'length_bucket'  # Review length in words, bucketed: an evaluation slice.
 # `label` of the unlabeled (unsup) reviews, as in TFDS imdb_reviews.
 UNLABELED = -1
 
@@ -34,6 +35,18 @@ HEAD_SHARE = 0.25
 MASK_SELECTION_RATE = 0.15
 MASK_TOKEN_RATE = 0.8
 RANDOM_TOKEN_RATE = 0.1
+
+
+# Lower bounds, in words, of the review-length buckets (the median review has about 170 words).
+LENGTH_BUCKET_STARTS = (0, 100, 200, 400)
+
+
+def length_bucket(text: str) -> str:
+  """The bucket of a review's length in words, e.g. '100-199' or '400+'."""
+  words = len(text.split())
+  start = max(bound for bound in LENGTH_BUCKET_STARTS if bound <= words)
+  ends = [bound for bound in LENGTH_BUCKET_STARTS if bound > words]
+  return f'{start}-{ends[0] - 1}' if ends else f'{start}+'
 
 
 def max_predictions(sequence_length: int) -> int:

@@ -12,6 +12,10 @@ MASK_POSITIONS_INPUT = 'mask_positions'
 # The pretrained encoder (config and weights), saved beside the pretraining SavedModel:
 # Keras 3 cannot load a SavedModel directory.
 ENCODER_FILE = 'encoder.keras'
+# The classifier and the token of each of its ids, saved beside the serving SavedModel so a
+# later run can warm-start from it.
+CLASSIFIER_FILE = 'classifier.keras'
+VOCABULARY_FILE = 'vocabulary.txt'
 
 
 def build_encoder(vocabulary_size: int, sequence_length: int, config: Dict[str, Any]) -> keras_hub.models.BertBackbone:

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import pathlib
+import re
 import shutil
 import tarfile
 import urllib.request
@@ -14,6 +15,7 @@ CORPUS_URL = 'https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz'
 CORPUS_SHA256 = 'c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe'
 CORPUS_ENV = 'IMDB_DATA'
 DEFAULT_CACHE_DIR = pathlib.Path.home() / '.cache' / 'imdb-bert-tfx'
+_SPAN_DROP = re.compile(r'^span-(\d+)$')
 _HOW_TO_POINT = (f'Point at a local copy with --data PATH or {CORPUS_ENV}=PATH (the aclImdb_v1.tar.gz '
                  'or its extracted aclImdb/ folder).')
 
@@ -37,6 +39,27 @@ def resolve_corpus(path: Optional[str] = None, cache_dir: pathlib.Path = DEFAULT
   if path:
     return _check_local(path)
   return str(_download(url, cache_dir / os.path.basename(url)))
+
+
+def resolve_drops(path: Optional[str] = None) -> str:
+  """The folder of span drops for scheduled retraining: `path`, else $IMDB_DATA.
+
+  Returns:
+    The folder, whose newest `span-N/` drop is checked to be in the aclImdb layout.
+
+  Raises:
+    CorpusError: no folder given, or it holds no `span-N/` drop, or the newest is malformed.
+  """
+  path = path or os.environ.get(CORPUS_ENV)
+  if not path or not os.path.isdir(path):
+    raise CorpusError(f'Span drops folder not found: {path or "none given"}. Pass --data FOLDER '
+                      f'or {CORPUS_ENV}=FOLDER, a folder of span-1/, span-2/, ... drops.')
+  spans = [int(match.group(1)) for match in map(_SPAN_DROP.match, os.listdir(path)) if match]
+  if not spans:
+    raise CorpusError(f'{path} holds no span-N/ drop (span-1/, span-2/, ... each in the aclImdb '
+                      'layout: train/pos, train/neg, train/unsup, test/pos, test/neg).')
+  _check_local(os.path.join(path, f'span-{max(spans)}'))
+  return path
 
 
 def _check_local(path: str) -> str:

@@ -16,6 +16,8 @@ from tfx import v1 as tfx
 
 from components.data_gate import DataGate
 from components.imdb_example_gen import ImdbExampleGen
+from components.warm_start_trainer import WarmStartTrainer
+from modules import features
 from pipeline.configs import EncoderConfig, TrainingConfig
 
 # Module paths of the user code in `modules/`, imported by the workers from the installed package.
@@ -44,6 +46,7 @@ def create_pipeline(
     min_accuracy: float,
     max_accuracy_drop: float,
     pretrain_encoder: bool = True,
+    span_window: Optional[int] = None,
     schema_path: str = SCHEMA_PATH,
     beam_pipeline_args: Sequence[str] = (),
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -67,6 +70,9 @@ def create_pipeline(
     max_accuracy_drop: Accuracy a candidate may lose against the last blessed model.
     pretrain_encoder: Pretrain the encoder with MLM; False fine-tunes a random encoder
       (the ablation that shows what pretraining earns).
+    span_window: None: `corpus_path` is one corpus. N: `corpus_path` holds drops `span-K/`
+      (scheduled retraining); each run trains on the newest N, is tested on the newest one,
+      and fine-tunes from the last blessed classifier when there is one.
     schema_path: The curated schema that ExampleValidator checks the data against.
     beam_pipeline_args: Arguments of the Beam pipelines (runner, workers).
     metadata_connection_config: ML Metadata store; None lets the runner choose.
@@ -77,7 +83,8 @@ def create_pipeline(
   """
   # Reviews → tf.Examples in train/eval/test/unsup; unreadable files are counted, not fatal.
   example_gen = ImdbExampleGen(
-      corpus_path=corpus_path, eval_percent=eval_percent, reviews_per_folder=reviews_per_folder)
+      corpus_path=corpus_path, eval_percent=eval_percent, reviews_per_folder=reviews_per_folder,
+      span_window=span_window)
 
   # Data guards: statistics per split, the curated schema, anomalies of each split against it.
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
@@ -108,25 +115,28 @@ def create_pipeline(
       custom_config=_trainer_config(PRETRAIN_RUN_FN, pretraining, encoder),
   ).with_id('PretrainTrainer') if pretrain_encoder else None
 
-  # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served.
-  classifier_trainer = tfx.components.Trainer(
-      run_fn=CLASSIFIER_RUN_FN,
-      examples=transform.outputs['transformed_examples'],
-      transform_graph=transform.outputs['transform_graph'],
-      base_model=pretrain_trainer.outputs['model'] if pretrain_trainer else None,
-      train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=fine_tuning.steps),
-      eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=fine_tuning.eval_steps),
-      custom_config=_trainer_config(CLASSIFIER_RUN_FN, fine_tuning, encoder),
-  ).with_id('ClassifierTrainer')
-
-  # The last blessed classifier, the baseline a candidate must not fall behind.
+  # The last blessed classifier: the baseline a candidate must not fall behind, and the start
+  # of fine-tuning when retraining on new spans.
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id('latest_blessed_model_resolver')
 
-  # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline.
+  # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served.
+  classifier_trainer = WarmStartTrainer(
+      run_fn=CLASSIFIER_RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      base_model=pretrain_trainer.outputs['model'] if pretrain_trainer else None,
+      warm_start_model=model_resolver.outputs['model'] if span_window else None,
+      train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=fine_tuning.steps),
+      eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=fine_tuning.eval_steps),
+      custom_config=_trainer_config(CLASSIFIER_RUN_FN, fine_tuning, encoder),
+  ).with_id('ClassifierTrainer')
+
+  # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline;
+  # metrics per rating and per review length too.
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],
       model=classifier_trainer.outputs['model'],
@@ -146,7 +156,7 @@ def create_pipeline(
       pipeline_root=pipeline_root,
       components=[component for component in (
           example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
-          pretrain_trainer, classifier_trainer, model_resolver, evaluator, pusher) if component],
+          pretrain_trainer, model_resolver, classifier_trainer, evaluator, pusher) if component],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=list(beam_pipeline_args))
@@ -161,12 +171,19 @@ def eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfi
           absolute={'value': -max_accuracy_drop}))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
-          signature_name='serving_default', label_key='label', prediction_key='probability',
+          signature_name='serving_default', label_key=features.LABEL_KEY,
+          prediction_key='probability',
           preprocessing_function_names=[])],
-      slicing_specs=[tfma.SlicingSpec()],
+      # Overall, then per star rating and per review-length bucket.
+      slicing_specs=[tfma.SlicingSpec(),
+                     tfma.SlicingSpec(feature_keys=[features.RATING_KEY]),
+                     tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY])],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
-          tfma.MetricConfig(class_name='BinaryAccuracy', threshold=accuracy_threshold),
+          # The gate judges the whole test split; slices are reported, not gated.
+          tfma.MetricConfig(class_name='BinaryAccuracy', per_slice_thresholds=[
+              tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                           threshold=accuracy_threshold)]),
           tfma.MetricConfig(class_name='AUC'),
           tfma.MetricConfig(class_name='Precision'),
           tfma.MetricConfig(class_name='Recall'),

@@ -1,7 +1,7 @@
 """What a pipeline run did, read back from ML Metadata and the artifacts it recorded."""
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
@@ -9,6 +9,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.imdb_example_gen import executor as example_gen_executor
 
+_INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 _SUMMARY_METRICS = ('binary_accuracy', 'auc', 'precision', 'recall', 'example_count')
 
 
@@ -31,12 +33,16 @@ class RunSummary:
   pushed_to: Optional[str]
   # component id → {artifact type name: uri} of its outputs (reused ones for a cached component).
   outputs: Dict[str, Dict[str, str]] = dataclasses.field(default_factory=dict)
+  spans: List[int] = dataclasses.field(default_factory=list)  # Span drops read; [0]: one corpus.
+  inputs: Dict[str, List[str]] = dataclasses.field(default_factory=dict)  # Component → input uris.
 
   def format(self) -> str:
     """The summary as the text a user reads at the end of a run."""
     lines = [f'Pipeline run {self.run_id}:']
     lines += [f'  {run.component_id:<32} {run.state:<9} {run.seconds:8.1f} s'
               for run in self.components]
+    if self.spans != [0]:
+      lines.append('  spans: ' + ', '.join(map(str, self.spans)))
     lines.append('  reviews: ' + ', '.join(f'{k} {v}' for k, v in self.example_counts.items()))
     lines.append('  test: ' + ', '.join(f'{k} {v:.4f}' for k, v in self.test_metrics.items()))
     lines.append(f'  blessed: {self.blessed}')
@@ -61,7 +67,9 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
         component_id,
         metadata_store_pb2.Execution.State.Name(execution.last_known_state),
         (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000))
-    for artifact in _outputs(store, execution.id):
+    summary.inputs[component_id] = [
+        artifact.uri for artifact in _artifacts(store, execution.id, _INPUT_EVENTS)]
+    for artifact in _artifacts(store, execution.id, _OUTPUT_EVENTS):
       type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
       summary.outputs.setdefault(component_id, {})[type_name] = artifact.uri
       _read_artifact(type_name, artifact, summary)
@@ -76,11 +84,12 @@ def _component_id(store: mlmd.MetadataStore, execution_id: int) -> str:
   return f'execution {execution_id}'
 
 
-def _outputs(store: mlmd.MetadataStore, execution_id: int) -> List[metadata_store_pb2.Artifact]:
-  output_ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution_id])
-                if event.type in (metadata_store_pb2.Event.OUTPUT,
-                                  metadata_store_pb2.Event.DECLARED_OUTPUT)]
-  return store.get_artifacts_by_id(output_ids)
+def _artifacts(store: mlmd.MetadataStore, execution_id: int,
+               event_types: Tuple[int, ...]) -> List[metadata_store_pb2.Artifact]:
+  """The artifacts an execution read (input events) or wrote (output events)."""
+  artifact_ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution_id])
+                  if event.type in event_types]
+  return store.get_artifacts_by_id(artifact_ids)
 
 
 def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
@@ -90,6 +99,8 @@ def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
   if type_name == 'Examples' and 'num_skipped' in properties:
     summary.example_counts = {name: properties[f'num_{name}'].int_value
                               for name in example_gen_executor.REPORTED_COUNTS}
+    summary.spans = [int(span) for span in
+                     properties[example_gen_executor.SPANS_PROPERTY].string_value.split(',')]
   elif type_name == 'ModelEvaluation':
     summary.test_metrics = candidate_metrics(artifact.uri)
   elif type_name == 'ModelBlessing':

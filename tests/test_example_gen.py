@@ -76,8 +76,12 @@ def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_t
     label, rating = _feature(example, 'label'), _feature(example, 'rating')
     assert review_id.split('/')[1] == ('pos' if label == 1 else 'neg')
     assert (rating >= 7) if label == 1 else (rating <= 4)
+    text = _feature(example, 'text').decode()
     if review_id != 'test/neg/902':
-      assert '<br />' in _feature(example, 'text').decode()  # Raw text; Transform cleans it.
+      assert '<br />' in text  # Raw text; Transform cleans it.
+    words = len(text.split())
+    start, _, end = _feature(example, 'length_bucket').decode().rstrip('+').partition('-')
+    assert int(start) <= words and (not end or words <= int(end))
 
   report = executor.read_report(uri)
   assert report['counts'] == {'train': len(splits['train']), 'eval': len(splits['eval']),

@@ -102,3 +102,14 @@ def test_image_installs_the_project_from_the_same_constraints_and_holds_the_sche
     assert re.search(rf'^COPY {package} {package}$', recipe, re.M)
   schema_in_repo = os.path.relpath(kubeflow_runner.IMAGE_SCHEMA_PATH, kubeflow_runner.IMAGE_PROJECT_DIR)
   assert os.path.isfile(os.path.join(REPO_ROOT, schema_in_repo))
+
+
+def test_retraining_spec_reads_span_drops_and_warm_starts_from_the_blessed_model(tmp_path):
+  output = tmp_path / 'retrain.yaml'
+  assert kubeflow_runner.main(['--output', str(output), '--span-window', '3',
+                               '--data', 'gs://test-bucket/drops']) == 0
+  tasks = yaml.safe_load(output.read_text())['root']['dag']['tasks']
+  assert 'latest_blessed_model_resolver-model-resolver' in tasks['ClassifierTrainer']['dependentTasks']
+  parameters = tasks['ImdbExampleGen']['inputs']['parameters']
+  assert 'span-{SPAN}/train/' in parameters['input_config']['runtimeValue']['constantValue']['stringValue']
+  assert parameters['input_base']['runtimeValue']['constantValue']['stringValue'] == 'gs://test-bucket/drops'

@@ -13,7 +13,7 @@ SPLIT_SOURCES = {'train': 'train', 'eval': 'train', 'test': 'test', 'unsup': 'un
 
 
 class ImdbExampleGen(FileBasedExampleGen):
-  """Ingests aclImdb reviews with `text`, `label`, `rating` and `review_id` features.
+  """Ingests aclImdb reviews: `text`, `label`, `rating`, `review_id` and `length_bucket`.
 
   Splits: `train` and `eval` (about `eval_percent`% of aclImdb train, by a stable hash of
   the review id), `test` (aclImdb test) and `unsup` (the unlabeled reviews, label -1).
@@ -22,7 +22,7 @@ class ImdbExampleGen(FileBasedExampleGen):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
   def __init__(self, corpus_path: str, eval_percent: int = 10,
-               reviews_per_folder: Optional[int] = None):
+               reviews_per_folder: Optional[int] = None, span_window: Optional[int] = None):
     """Constructs the component.
 
     Args:
@@ -30,12 +30,15 @@ class ImdbExampleGen(FileBasedExampleGen):
       eval_percent: Share of aclImdb train held out as the `eval` split, in percent.
       reviews_per_folder: Read only the first this many reviews of each folder (`pos`,
         `neg`, `unsup` of each set) for a quick run; None reads them all.
+      span_window: None reads one corpus. N: `corpus_path` holds drops `span-1/`, `span-2/`,
+        ... in the aclImdb layout; a run reads the newest N drops up to the newest one (its
+        `test` split from the newest only) and its Examples carry the span of the newest.
     """
-    input_base, patterns = corpus.split_patterns(corpus_path)
+    input_base, patterns = corpus.split_patterns(corpus_path, spans=span_window is not None)
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=split, pattern=patterns[source])
         for split, source in SPLIT_SOURCES.items()])
     super().__init__(
         input_base=input_base,
         input_config=input_config,
-        custom_config=executor.custom_config(eval_percent, reviews_per_folder))
+        custom_config=executor.custom_config(eval_percent, reviews_per_folder, span_window))

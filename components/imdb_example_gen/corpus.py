@@ -24,6 +24,8 @@ SET_FOLDERS = {
     'test': ('test/pos', 'test/neg'),
     'unsup': ('train/unsup',),
 }
+# A drop of new reviews for scheduled retraining: INPUT_BASE/span-N/ in the aclImdb layout.
+SPAN_FOLDER = 'span-{SPAN}'
 _FILE_NAME = re.compile(r'^(\d+)_(\d+)\.txt$')
 T = TypeVar('T')
 
@@ -43,23 +45,35 @@ def is_tarball(path: str) -> bool:
   return path.endswith(TARBALL_SUFFIXES)
 
 
-def split_patterns(corpus_path: str) -> Tuple[str, dict]:
+def split_patterns(corpus_path: str, spans: bool = False) -> Tuple[str, dict]:
   """ExampleGen's `input_base` and a file pattern per aclImdb set for a corpus path.
 
   Args:
-    corpus_path: The `.tar.gz` or the extracted `aclImdb/` folder.
+    corpus_path: The `.tar.gz` or the extracted `aclImdb/` folder; with `spans`, a folder of
+      drops `span-1/`, `span-2/`, ..., each in the aclImdb layout.
+    spans: Whether `corpus_path` holds span drops.
 
   Returns:
     (input_base, {set name: pattern relative to input_base}). The patterns match real
-    files, so ExampleGen's driver fingerprints exactly what each set reads.
+    files, so ExampleGen's driver fingerprints exactly what each set reads; with `spans`
+    they hold `{SPAN}`, which the driver resolves to the newest drop.
   """
   corpus_path = corpus_path.rstrip('/')
   if is_tarball(corpus_path):
+    if spans:
+      raise CorpusError(f'{corpus_path}: span drops must be folders, not a tarball')
     name = os.path.basename(corpus_path)
     return os.path.dirname(corpus_path), {set_name: name for set_name in SET_FOLDERS}
+  prefix = SPAN_FOLDER + '/' if spans else ''
   return corpus_path, {
-      set_name: folders[0].split('/')[0] + '/' + _folder_glob(folders) + '/*.txt'
+      set_name: prefix + folders[0].split('/')[0] + '/' + _folder_glob(folders) + '/*.txt'
       for set_name, folders in SET_FOLDERS.items()}
+
+
+def span_pattern(pattern: str, span: int, other_span: int) -> str:
+  """A set's file pattern in the drop of `span`, moved to the drop of `other_span`."""
+  return pattern.replace(SPAN_FOLDER.format(SPAN=span) + '/',
+                         SPAN_FOLDER.format(SPAN=other_span) + '/', 1)
 
 
 def _folder_glob(folders: Sequence[str]) -> str:
@@ -142,6 +156,7 @@ def to_example(relative_path: str, content: bytes) -> Tuple[Optional[bytes], Opt
       features.LABEL_KEY: _int_feature(FOLDER_LABELS[folder]),
       features.RATING_KEY: _int_feature(int(rating)),
       features.REVIEW_ID_KEY: _bytes_feature(f'{set_name}/{folder}/{review_id}'.encode()),
+      features.LENGTH_BUCKET_KEY: _bytes_feature(features.length_bucket(text).encode()),
   }))
   return example.SerializeToString(), None
 

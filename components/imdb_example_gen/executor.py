@@ -3,6 +3,9 @@
 `eval` is carved from aclImdb `train` by a stable hash of the review id. Files that cannot
 become examples are written to `skipped_reviews.jsonl` in the output artifact and counted,
 never dropped silently; `ingestion_report.json` holds the count of each split.
+
+With span drops, `train`, `eval` and `unsup` come from the newest `span_window` drops and `test`
+from the newest drop only: the model is judged on the reviews that just arrived.
 """
 
 import collections
@@ -17,6 +20,7 @@ from absl import logging
 from google.protobuf import json_format, struct_pb2
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen.utils import SPAN_PROPERTY_NAME as SPAN_PROPERTY
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
@@ -30,27 +34,40 @@ SKIPPED_KEY = 'skipped'
 REPORTED_COUNTS = ('train', 'eval', 'test', 'unsup', SKIPPED_KEY)
 EVAL_PERCENT_KEY = 'eval_percent'
 REVIEWS_PER_FOLDER_KEY = 'reviews_per_folder'
+SPAN_WINDOW_KEY = 'span_window'
+SPANS_PROPERTY = 'spans'  # String property of the Examples artifact: the drops read, e.g. '2,3'.
 _SKIPPED_TAG = 'skipped'
 
 
-def custom_config(eval_percent: int, reviews_per_folder: Optional[int]) -> example_gen_pb2.CustomConfig:
+def custom_config(eval_percent: int, reviews_per_folder: Optional[int],
+                  span_window: Optional[int]) -> example_gen_pb2.CustomConfig:
   """The executor's settings, packed as ExampleGen's CustomConfig."""
   settings = struct_pb2.Struct()
-  settings.update({EVAL_PERCENT_KEY: eval_percent, REVIEWS_PER_FOLDER_KEY: reviews_per_folder})
+  settings.update({EVAL_PERCENT_KEY: eval_percent, REVIEWS_PER_FOLDER_KEY: reviews_per_folder,
+                   SPAN_WINDOW_KEY: span_window})
   config = example_gen_pb2.CustomConfig()
   config.custom_config.Pack(settings)
   return config
 
 
-def _settings(exec_properties: Dict[str, Any]) -> Tuple[int, Optional[int]]:
-  """(eval_percent, reviews_per_folder) from the packed CustomConfig."""
+def _settings(exec_properties: Dict[str, Any]) -> Tuple[int, Optional[int], Optional[int]]:
+  """(eval_percent, reviews_per_folder, span_window) from the packed CustomConfig."""
   config = example_gen_pb2.CustomConfig()
   proto_utils.json_to_proto(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], config)
   packed = struct_pb2.Struct()
   config.custom_config.Unpack(packed)
   settings = json_format.MessageToDict(packed)
-  limit = settings.get(REVIEWS_PER_FOLDER_KEY)
-  return int(settings[EVAL_PERCENT_KEY]), None if limit is None else int(limit)
+  limit, window = settings.get(REVIEWS_PER_FOLDER_KEY), settings.get(SPAN_WINDOW_KEY)
+  return (int(settings[EVAL_PERCENT_KEY]), None if limit is None else int(limit),
+          None if window is None else int(window))
+
+
+def spans_to_read(input_base: str, span: int, span_window: Optional[int]) -> List[int]:
+  """The drops a run reads, oldest first: the newest `span_window` that exist up to `span`."""
+  if span_window is None:
+    return [span]
+  return [other for other in range(span - span_window + 1, span + 1)
+          if tf.io.gfile.isdir(os.path.join(input_base, corpus.SPAN_FOLDER.format(SPAN=other)))]
 
 
 def is_eval(serialized_example: bytes, eval_percent: int) -> bool:
@@ -72,10 +89,11 @@ class _ToExample(beam.DoFn):
 
 
 @beam.ptransform_fn
-def _ReadSet(pipeline, input_base: str, pattern: str, set_name: str,
+def _ReadSet(pipeline, input_base: str, patterns: List[str], set_name: str,
              limit_per_folder: Optional[int]):
   """Reads one aclImdb set (a tarball or its files) into examples and skipped reviews."""
-  paths = sorted(tf.io.gfile.glob(os.path.join(input_base, pattern)))
+  paths = sorted(path for pattern in patterns
+                 for path in tf.io.gfile.glob(os.path.join(input_base, pattern)))
   return (pipeline
           | 'ListFiles' >> beam.Create(list(corpus.first_per_folder(paths, limit_per_folder)))
           | 'ReadFiles' >> beam.FlatMap(corpus.read_files, set_name, limit_per_folder)
@@ -87,7 +105,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
   """ExampleGen executor for the aclImdb layout."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-    """Reads one aclImdb set: called with (input_base, pattern, set name, limit per folder)."""
+    """Reads one aclImdb set: called with (input_base, patterns, set name, limit per folder)."""
     return _ReadSet
 
   def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
@@ -97,12 +115,15 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
     patterns = {split.name: split.pattern for split in input_config.splits}
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-    eval_percent, limit_per_folder = _settings(exec_properties)
+    eval_percent, limit_per_folder, _ = _settings(exec_properties)
     read_set = self.GetInputSourceToExamplePTransform()
     splits, skipped = {}, []
     for set_name in corpus.SET_FOLDERS:
+      spans = self._spans[-1:] if set_name == 'test' else self._spans
+      set_patterns = [corpus.span_pattern(patterns[set_name], self._spans[-1], span)
+                      for span in spans]
       read = pipeline | f'Read[{set_name}]' >> read_set(
-          input_base, patterns[set_name], set_name, limit_per_folder)
+          input_base, set_patterns, set_name, limit_per_folder)
       skipped.append(read[_SKIPPED_TAG])
       splits[set_name] = read.examples
     splits['train'], splits['eval'] = splits['train'] | 'CarveEval' >> beam.Partition(
@@ -130,7 +151,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     examples = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EXAMPLES_KEY])
     self._output_uri = examples.uri
+    self._spans = spans_to_read(exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                                exec_properties.get(SPAN_PROPERTY, 0),
+                                _settings(exec_properties)[2])
     super().Do(input_dict, output_dict, exec_properties)
+    examples.set_string_custom_property(SPANS_PROPERTY, ','.join(map(str, self._spans)))
     report = read_report(examples.uri)
     for name, count in report['counts'].items():
       examples.set_int_custom_property(f'num_{name}', count)

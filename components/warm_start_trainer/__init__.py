@@ -1,0 +1,5 @@
+"""TFX's Trainer with a second model input: the model to warm-start from."""
+
+from components.warm_start_trainer.component import WARM_START_MODEL_KEY, WarmStartTrainer
+
+__all__ = ['WARM_START_MODEL_KEY', 'WarmStartTrainer']

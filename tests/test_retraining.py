@@ -1,0 +1,77 @@
+"""Scheduled retraining on span drops: rolling window, warm start, and the model gate, on real runs."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from tfx import v1 as tfx
+
+from pipeline import summary
+from tests.conftest import write_corpus
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PIPELINE_NAME = 'imdb-bert-smoke'
+SPAN_WINDOW = 2
+
+
+def _drop(drops, span, tmp_path, invert_training_labels=False):
+  """Writes drop `span-N/` in the aclImdb layout; optionally with every training label flipped."""
+  corpus = write_corpus(tmp_path / f'generated-{span}', reviews_per_folder=120, seed=span)
+  if invert_training_labels:
+    train = corpus / 'train'
+    (train / 'pos').rename(train / 'was-pos')
+    (train / 'neg').rename(train / 'pos')
+    (train / 'was-pos').rename(train / 'neg')
+    for review in list((train / 'pos').iterdir()) + list((train / 'neg').iterdir()):
+      review_id, _ = review.stem.split('_')
+      review.rename(review.with_name(f'{review_id}_{8 if review.parent.name == "pos" else 2}.txt'))
+  shutil.move(str(corpus), str(drops / f'span-{span}'))
+
+
+def _retrain(drops, output_dir):
+  result = subprocess.run(
+      [sys.executable, 'local_runner.py', '--preset', 'smoke', '--data', str(drops),
+       '--span-window', str(SPAN_WINDOW), '--output-dir', str(output_dir)],
+      cwd=REPO_ROOT, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-5000:]
+  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      str(output_dir / 'metadata' / PIPELINE_NAME / 'metadata.db'))
+  return result.stdout, summary.summarize(metadata, PIPELINE_NAME)
+
+
+def _pushed_versions(output_dir):
+  serving = output_dir / 'serving_model' / PIPELINE_NAME
+  return sorted(os.listdir(serving)) if serving.exists() else []
+
+
+def test_three_drops_train_on_a_rolling_window_and_push_only_blessed_models(tmp_path):
+  drops, output_dir = tmp_path / 'drops', tmp_path / 'out'
+  drops.mkdir()
+
+  _drop(drops, 1, tmp_path)
+  stdout, first = _retrain(drops, output_dir)
+  assert first.spans == [1]
+  assert 'spans: 1' in stdout
+  assert first.example_counts['test'] == 200  # The newest drop's test set only.
+  assert first.blessed is True
+  assert len(_pushed_versions(output_dir)) == 1
+
+  _drop(drops, 2, tmp_path)
+  _, second = _retrain(drops, output_dir)
+  assert second.spans == [1, 2]
+  assert second.example_counts['test'] == 200
+  assert second.example_counts['train'] + second.example_counts['eval'] == 2 * 200
+  assert second.blessed is True
+  assert len(_pushed_versions(output_dir)) == 2
+  # Fine-tuning started from the first run's blessed classifier.
+  assert first.outputs['ClassifierTrainer']['Model'] in second.inputs['ClassifierTrainer']
+
+  pushed_before = _pushed_versions(output_dir)
+  _drop(drops, 3, tmp_path, invert_training_labels=True)
+  _, third = _retrain(drops, output_dir)
+  assert third.spans == [2, 3]
+  assert third.blessed is False
+  assert third.pushed_to is None
+  assert third.test_metrics['binary_accuracy'] < second.test_metrics['binary_accuracy']
+  assert _pushed_versions(output_dir) == pushed_before

@@ -1,0 +1,52 @@
+"""local_runner.py refuses, in one line, runs it cannot do safely."""
+
+import os
+import subprocess
+import sys
+import time
+
+from tfx import v1 as tfx
+
+from pipeline import run_lock, summary
+from tests.conftest import write_corpus
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PIPELINE_NAME = 'imdb-bert-smoke'
+
+
+def _command(corpus, output_dir):
+  return [sys.executable, 'local_runner.py', '--preset', 'smoke', '--data', str(corpus),
+          '--output-dir', str(output_dir)]
+
+
+def test_unwritable_output_directory_is_refused_naming_the_path(small_corpus, tmp_path):
+  blocker = tmp_path / 'a-file'
+  blocker.write_text('not a directory')
+  result = subprocess.run(_command(small_corpus, blocker / 'out'), cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+  assert result.returncode == 3
+  last_line = result.stderr.strip().splitlines()[-1]
+  assert last_line.startswith(f'error: cannot write to {blocker}'), last_line
+  assert 'Traceback' not in result.stderr
+
+
+def test_a_second_run_on_the_same_root_is_refused_while_the_first_completes(tmp_path):
+  corpus = write_corpus(tmp_path, reviews_per_folder=30)
+  output_dir = tmp_path / 'out'
+  lock_file = output_dir / 'pipelines' / PIPELINE_NAME / run_lock.LOCK_FILE
+  first = subprocess.Popen(_command(corpus, output_dir), cwd=REPO_ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while not (lock_file.exists() and lock_file.read_text()) and time.time() < deadline:
+    time.sleep(0.5)
+  second = subprocess.run(_command(corpus, output_dir), cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+  first_stdout, first_stderr = first.communicate(timeout=600)
+  assert second.returncode == 3, second.stderr[-2000:]
+  assert f'another run (pid {first.pid},' in second.stderr
+  assert first.returncode == 0, first_stderr[-3000:]
+  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      str(output_dir / 'metadata' / PIPELINE_NAME / 'metadata.db'))
+  run = summary.summarize(metadata, PIPELINE_NAME)
+  assert {component.state for component in run.components} == {'COMPLETE'}
+  assert 'pushed model:' in first_stdout
