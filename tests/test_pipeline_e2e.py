@@ -14,11 +14,11 @@ from tests.conftest import write_corpus
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PIPELINE_NAME = 'imdb-bert-smoke'
-COMPONENTS = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+COMPONENTS = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'DataGate',
               'Transform', 'PretrainTrainer', 'ClassifierTrainer',
               'latest_blessed_model_resolver', 'Evaluator', 'Pusher'}
 # Components whose inputs do not change between two runs on the same data.
-UPSTREAM = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+UPSTREAM = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'DataGate',
             'Transform', 'PretrainTrainer', 'ClassifierTrainer'}
 _PREDICT_SCRIPT = '''
 import json, sys
@@ -93,3 +93,53 @@ def test_second_run_reuses_unchanged_upstream_outputs(two_runs):
   store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
       str(output_dir / 'metadata' / PIPELINE_NAME / 'metadata.db')))
   assert len(store.get_artifacts_by_type('Model')) == 2  # One pretrained, one classifier.
+
+
+_HOSTILE_INPUT_SCRIPT = '''
+import json, resource, sys
+import numpy as np
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+predict = model.signatures['predict_text']
+def probabilities(texts):
+  return predict(text=tf.constant(texts))['probability'].numpy()
+cases = {
+    'empty': [''], 'whitespace': [' \\n\\t  '], 'one_megabyte': ['superb film, ' * 80_000],
+    'unicode_and_emoji': ['Ótimo filme 😀👍 — très bien ★★★★★ 映画'],
+    'html': ['<html><body><p>Great!</p><br/><script>alert(1)</script></body></html>'],
+    'mixed_lengths': ['', 'dull', 'a wonderful superb film ' * 200, '😀', 'awful ' * 3],
+}
+result = {name: probabilities(texts).tolist() for name, texts in cases.items()}
+batch = [f'review {i} ' + ('superb ' if i % 2 else 'awful ') * (i % 300) for i in range(10_000)]
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+batched = probabilities(batch)
+result['batch_peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+result['batch_rss_growth_mb'] = result['batch_peak_rss_mb'] - rss_before / 1024
+result['batch_in_range'] = bool(np.all((batched >= 0) & (batched <= 1)))
+singles = np.array([probabilities([batch[i]])[0] for i in range(0, 10_000, 997)])
+result['max_batch_position_difference'] = float(np.max(np.abs(singles - batched[::997])))
+try:
+  model.signatures['serving_default'](examples=tf.constant([b'not a tf.Example']))
+  result['malformed_example'] = 'accepted'
+except tf.errors.InvalidArgumentError as error:
+  result['malformed_example'] = type(error).__name__
+result['after_malformed'] = probabilities(['still serving']).tolist()
+print(json.dumps(result))
+'''
+
+
+def test_pushed_model_survives_hostile_input(two_runs):
+  _, (_, first), _ = two_runs
+  result = subprocess.run([sys.executable, '-c', _HOSTILE_INPUT_SCRIPT, first.pushed_to],
+                          capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-5000:]
+  output = json.loads(result.stdout.strip().splitlines()[-1])
+  for case in ('empty', 'whitespace', 'one_megabyte', 'unicode_and_emoji', 'html', 'mixed_lengths'):
+    assert all(0.0 <= p <= 1.0 for p in output[case]), case
+  assert len(output['mixed_lengths']) == 5
+  assert abs(output['mixed_lengths'][0] - output['empty'][0]) < 1e-6  # Any batch, any position.
+  assert output['batch_in_range']
+  assert output['max_batch_position_difference'] < 1e-5
+  assert output['batch_rss_growth_mb'] < 2048, output['batch_rss_growth_mb']
+  assert output['malformed_example'] == 'InvalidArgumentError'
+  assert 0.0 <= output['after_malformed'][0] <= 1.0
