@@ -14,6 +14,8 @@ SERVING_DEFAULT = 'serving_default'  # Serialized raw tf.Examples in: what TFMA 
 PREDICT_TEXT = 'predict_text'  # Raw review strings in.
 PROBABILITY_KEY = 'probability'
 PREDICTED_LABEL_KEY = 'label'
+# Reviews scored at a time: bounds the memory of a request, whatever its batch size.
+MAX_CHUNK = 256
 
 
 class ClassifierServer(tf.Module):
@@ -25,6 +27,20 @@ class ClassifierServer(tf.Module):
     self.transform_layer = tft_output.transform_features_layer()
 
   def _probability(self, text: tf.Tensor) -> tf.Tensor:
+    """Scores `text` in chunks of at most MAX_CHUNK reviews, one chunk at a time.
+
+    Memory then stays bounded whatever the batch size; a batch of at most MAX_CHUNK is one chunk.
+    """
+    count = tf.size(text)
+    chunk = tf.clip_by_value(count, 1, MAX_CHUNK)
+    chunks = (count + chunk - 1) // chunk
+    padded = tf.concat([text, tf.fill([chunks * chunk - count], '')], axis=0)
+    scores = tf.map_fn(self._chunk_probability, tf.reshape(padded, [chunks, chunk]),
+                       fn_output_signature=tf.TensorSpec([None], tf.float32),
+                       parallel_iterations=1)
+    return tf.reshape(scores, [-1])[:count]
+
+  def _chunk_probability(self, text: tf.Tensor) -> tf.Tensor:
     # The schema gives raw `text` the shape [batch, 1].
     transformed = self.transform_layer({features.TEXT_KEY: tf.reshape(text, [-1, 1])})
     logits = self.model({features.TOKEN_IDS_KEY: transformed[features.TOKEN_IDS_KEY]},
