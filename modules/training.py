@@ -1,5 +1,6 @@
 """The training loop both Trainers share: compile with AdamW, fit, log to TensorBoard."""
 
+import hashlib
 import json
 import os
 import time
@@ -21,6 +22,7 @@ class StepTimer(keras.callbacks.Callback):
   def __init__(self, path: str):
     super().__init__()
     self._path = path
+    self._first_epoch = None
     self._epoch = 0
     self._seconds = 0.0
     self._steps = 0
@@ -29,12 +31,14 @@ class StepTimer(keras.callbacks.Callback):
 
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch = epoch
+    if self._first_epoch is None:
+      self._first_epoch = epoch  # Above 0 when training resumed from a backup.
 
   def on_train_batch_begin(self, batch, logs=None):
     self._started = time.perf_counter()
 
   def on_train_batch_end(self, batch, logs=None):
-    if self._epoch > 0:
+    if self._epoch > self._first_epoch:
       self._seconds += time.perf_counter() - self._started
       self._steps += 1
 
@@ -42,11 +46,25 @@ class StepTimer(keras.callbacks.Callback):
     self._history.append({key: float(value) for key, value in (logs or {}).items()})
 
   def on_train_end(self, logs=None):
-    stats = {'timed_steps': self._steps,
+    stats = {'first_epoch': self._first_epoch,
+             'timed_steps': self._steps,
              'seconds_per_step': self._seconds / self._steps if self._steps else None,
              'epochs': self._history}
     with tf.io.gfile.GFile(self._path, 'w') as stats_file:
       stats_file.write(json.dumps(stats, indent=2))
+
+
+def backup_dir(fn_args: FnArgs) -> str:
+  """Where training backs up after each epoch, the same for every attempt on the same inputs.
+
+  TFX gives each attempt new output folders; this one sits beside them, named by a digest of
+  what the Trainer trains on and how, so a rerun after a crash resumes where it stopped.
+  """
+  attempt = json.dumps({'config': fn_args.custom_config, 'steps': fn_args.train_steps,
+                        'train_files': sorted(fn_args.train_files),
+                        'transform': fn_args.transform_output}, sort_keys=True)
+  digest = hashlib.sha256(attempt.encode()).hexdigest()[:16]
+  return os.path.join(os.path.dirname(fn_args.model_run_dir.rstrip('/')), f'backup-{digest}')
 
 
 def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
@@ -63,6 +81,9 @@ def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.dat
     loss: The training loss.
     metrics: Metrics, weighted by the dataset's weights where it has them.
     best_by: A validation metric (higher is better) whose best epoch's weights are kept.
+
+  The state is backed up after each epoch (`backup_dir`): an attempt killed midway is resumed
+  by the next attempt from its last finished epoch, and the backup is deleted at the end.
   """
   config = fn_args.custom_config
   epochs = config['epochs']
@@ -71,7 +92,9 @@ def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.dat
       optimizer=models.optimizer(config['learning_rate'], steps_per_epoch * epochs,
                                  config['warmup_fraction'], config['weight_decay']),
       loss=loss, weighted_metrics=metrics, jit_compile=config['jit_compile'])
-  callbacks = [keras.callbacks.TensorBoard(fn_args.model_run_dir),
+  # BackupAndRestore first: on a resumed attempt it restores before the others start.
+  callbacks = [keras.callbacks.BackupAndRestore(backup_dir(fn_args)),
+               keras.callbacks.TensorBoard(fn_args.model_run_dir),
                StepTimer(os.path.join(fn_args.model_run_dir, TRAINING_STATS_FILE))]
   if best_by:
     callbacks.append(keras.callbacks.EarlyStopping(

@@ -1,9 +1,22 @@
 """Shared fixtures: a small aclImdb-shaped corpus generated on the fly."""
 
+import functools
 import pathlib
 import random
+from typing import List
 
 import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from modules import features, preprocessing
+
+_RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
+    features.TEXT_KEY: tf.io.FixedLenFeature([], tf.string),
+    features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+}))
 
 _POSITIVE_WORDS = 'great wonderful superb brilliant loved moving masterpiece delightful'.split()
 _NEGATIVE_WORDS = 'awful boring terrible waste dull hated painful worst'.split()
@@ -39,3 +52,31 @@ def write_corpus(root: pathlib.Path, reviews_per_folder: int, seed: int = 0) -> 
 def small_corpus(tmp_path_factory) -> pathlib.Path:
   """An aclImdb folder with 40 reviews per labeled folder and 40 unlabeled ones."""
   return write_corpus(tmp_path_factory.mktemp('corpus'), reviews_per_folder=40)
+
+
+def transform_reviews(reviews: List[str], labels: List[int], workdir: pathlib.Path,
+                      sequence_length: int, vocabulary_size: int):
+  """Runs the real preprocessing_fn (analyze and transform) on Beam.
+
+  Returns:
+    The transformed rows, and the folder of the transform graph (a TFTransformOutput).
+  """
+  raw = [{features.TEXT_KEY: text.encode(), features.LABEL_KEY: label}
+         for text, label in zip(reviews, labels)]
+  config = {'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size}
+  transform_dir = str(workdir / 'transform')
+  with tft_beam.Context(temp_dir=str(workdir / 'tft_tmp'), force_tf_compat_v1=False):
+    (rows, _), transform_fn = (raw, _RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
+        functools.partial(preprocessing.preprocessing_fn, custom_config=config),
+        output_record_batches=False)
+    _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
+  return rows, transform_dir
+
+
+def write_transformed(rows: list, transform_dir: str, path: str) -> None:
+  """Writes transformed rows as gzipped tf.Examples, as Transform's output files are."""
+  coder = tft.coders.ExampleProtoCoder(
+      tft.TFTransformOutput(transform_dir).transformed_metadata.schema)
+  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+    for row in rows:
+      writer.write(coder.encode(row))

@@ -1,37 +1,24 @@
 """preprocessing_fn through real tf.Transform on Beam."""
 
-import functools
 import random
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from modules import features, preprocessing
-from tests.conftest import make_review
+from tests.conftest import make_review, transform_reviews
 
 SEQUENCE_LENGTH = 64
 VOCABULARY_SIZE = 40
-_RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
-    features.TEXT_KEY: tf.io.FixedLenFeature([], tf.string),
-    features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-}))
 
 
 def _transform(reviews, tmp_path):
   """Runs analyze-and-transform on Beam; returns the transformed rows and the vocabulary."""
-  raw = [{features.TEXT_KEY: text.encode(), features.LABEL_KEY: 1} for text in reviews]
-  config = {'sequence_length': SEQUENCE_LENGTH, 'vocabulary_size': VOCABULARY_SIZE}
-  with tft_beam.Context(temp_dir=str(tmp_path / 'tft_tmp'), force_tf_compat_v1=False):
-    (rows, _), transform_fn = (raw, _RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
-        functools.partial(preprocessing.preprocessing_fn, custom_config=config),
-        output_record_batches=False)
-    _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / 'transform'))
-  vocabulary = tft.TFTransformOutput(str(tmp_path / 'transform')).vocabulary_by_name(
-      features.VOCABULARY_NAME)
+  rows, transform_dir = transform_reviews(reviews, [1] * len(reviews), tmp_path,
+                                          SEQUENCE_LENGTH, VOCABULARY_SIZE)
+  vocabulary = tft.TFTransformOutput(transform_dir).vocabulary_by_name(features.VOCABULARY_NAME)
   return rows, [token.decode() for token in vocabulary]
 
 
