@@ -14,6 +14,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.atomic_pusher import AtomicPusher
 from components.data_gate import DataGate
 from components.imdb_example_gen import ImdbExampleGen
 from components.warm_start_trainer import WarmStartTrainer
@@ -144,8 +145,8 @@ def create_pipeline(
       example_splits=[TEST_SPLIT],
       eval_config=eval_config(min_accuracy, max_accuracy_drop))
 
-  # A new versioned SavedModel for serving, only when blessed.
-  pusher = tfx.components.Pusher(
+  # A new versioned SavedModel for serving, only when blessed; it appears whole or not at all.
+  pusher = AtomicPusher(
       model=classifier_trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
