@@ -7,7 +7,8 @@ import re
 import shutil
 import tarfile
 import urllib.request
-from typing import Optional
+import zlib
+from typing import Optional, Set
 
 from components.imdb_example_gen.corpus import CorpusError, SET_FOLDERS, is_tarball
 
@@ -69,19 +70,36 @@ def _check_local(path: str) -> str:
   if os.path.isfile(path):
     if not is_tarball(path):
       raise CorpusError(f'Corpus {path} is a file but not a .tar.gz. {_HOW_TO_POINT}')
-    try:
-      with tarfile.open(path, 'r:gz') as tar:
-        tar.next()
-    except (tarfile.TarError, OSError, EOFError) as error:
-      raise CorpusError(f'Corpus {path} is not a readable .tar.gz ({error}). {_HOW_TO_POINT}') from error
+    _check_layout(path, _tarball_folders(path))
     return path
   folder = os.path.join(path, 'aclImdb') if os.path.isdir(os.path.join(path, 'aclImdb')) else path
-  missing = [sub for subs in SET_FOLDERS.values() for sub in subs
-             if not os.path.isdir(os.path.join(folder, sub))]
-  if missing:
-    raise CorpusError(f'Corpus folder {folder} is not in the aclImdb layout: missing '
-                      f'{", ".join(missing)}. {_HOW_TO_POINT}')
+  _check_layout(folder, {sub for subs in SET_FOLDERS.values() for sub in subs
+                         if os.path.isdir(os.path.join(folder, sub))})
   return folder
+
+
+def _tarball_folders(path: str) -> Set[str]:
+  """The folders of review files in a tarball, read to its end (a few seconds for aclImdb).
+
+  Reading it whole catches a truncated or corrupt download before any component runs.
+  """
+  folders = set()
+  try:
+    with tarfile.open(path, 'r|gz') as tar:
+      for member in tar:
+        folders.add(os.path.dirname(member.name.split('/', 1)[-1]))
+  except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+    raise CorpusError(f'Corpus {path} is not a readable .tar.gz, or it is truncated ({error}). '
+                      f'{_HOW_TO_POINT}') from error
+  return folders
+
+
+def _check_layout(path: str, folders: Set[str]) -> None:
+  """Raises CorpusError naming the aclImdb folders that `folders` lacks."""
+  missing = [sub for subs in SET_FOLDERS.values() for sub in subs if sub not in folders]
+  if missing:
+    raise CorpusError(f'Corpus {path} is not in the aclImdb layout: missing '
+                      f'{", ".join(missing)}. {_HOW_TO_POINT}')
 
 
 def _download(url: str, destination: pathlib.Path) -> pathlib.Path:

@@ -1,6 +1,7 @@
 """Finding the corpus: local copies, the download, and clear errors before any component runs."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -9,6 +10,7 @@ import pytest
 
 from components.imdb_example_gen.corpus import CorpusError
 from pipeline import corpus
+from tests.conftest import write_corpus
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,13 +28,34 @@ def test_environment_variable_points_at_a_tarball(small_corpus, tmp_path, monkey
   assert corpus.resolve_corpus() == str(tarball)
 
 
+def _tarball_of(folder, path):
+  with tarfile.open(path, 'w:gz') as tar:
+    tar.add(folder, arcname='aclImdb')
+  return path
+
+
+def _truncated_tarball(root):
+  whole = _tarball_of(write_corpus(root, reviews_per_folder=20), root / 'whole.tar.gz')
+  cut = root / 'aclImdb_v1.tar.gz'
+  cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])  # A download cut short.
+  return cut
+
+
+def _tarball_without_test(root):
+  folder = write_corpus(root, reviews_per_folder=5)
+  shutil.rmtree(folder / 'test')
+  return _tarball_of(folder, root / 'no-test.tar.gz')
+
+
 @pytest.mark.parametrize('make_bad_corpus, message', [
     (lambda root: root / 'missing.tar.gz', 'does not exist'),
     (lambda root: (root / 'corrupt.tar.gz').write_bytes(b'not gzip') and root / 'corrupt.tar.gz',
      'not a readable .tar.gz'),
     (lambda root: (root / 'aclImdb' / 'train' / 'pos').mkdir(parents=True) or root,
      'missing train/neg'),
-], ids=['missing', 'not-gzip', 'wrong-layout'])
+    (lambda root: _truncated_tarball(root), 'truncated'),
+    (lambda root: _tarball_without_test(root), 'missing test/pos, test/neg'),
+], ids=['missing', 'not-gzip', 'wrong-layout', 'truncated-tarball', 'tarball-without-test'])
 def test_bad_local_copy_names_the_path_and_the_fix(tmp_path, make_bad_corpus, message):
   path = str(make_bad_corpus(tmp_path))
   with pytest.raises(CorpusError, match=message) as error:

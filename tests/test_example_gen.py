@@ -47,6 +47,10 @@ def corpus_with_bad_files(tmp_path_factory):
   (corpus / 'train' / 'pos' / '900_9.txt').write_bytes(b'Caf\xe9 was great, not UTF-8')
   (corpus / 'train' / 'neg' / '901_2.txt').write_bytes(b'  \n')
   (corpus / 'test' / 'neg' / '902_1.txt').write_text('A fine review but with a good name')
+  (corpus / 'train' / 'pos' / '904_8.txt').write_bytes(b'\x89PNG\r\n\x1a\n\x00\x00binary')
+  (corpus / 'test' / 'pos' / 'notes.txt').write_text('Not a review file name.')
+  (corpus / 'test' / 'pos' / '903_8.txt').write_text(  # 5 MB, valid: kept whole.
+      'A long one.<br /><br />' + 'great acting and a moving story ' * 160_000)
   return corpus
 
 
@@ -62,9 +66,9 @@ def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_t
 
   splits = {name: _read_split(uri, name) for name in ('train', 'eval', 'test', 'unsup')}
   labeled_train = 2 * REVIEWS_PER_FOLDER
-  assert len(splits['train']) + len(splits['eval']) == labeled_train  # Both bad files skipped.
+  assert len(splits['train']) + len(splits['eval']) == labeled_train  # The bad files skipped.
   assert 0 < len(splits['eval']) < len(splits['train'])
-  assert len(splits['test']) == 2 * REVIEWS_PER_FOLDER + 1
+  assert len(splits['test']) == 2 * REVIEWS_PER_FOLDER + 2
   assert len(splits['unsup']) == REVIEWS_PER_FOLDER
   train_ids = {_feature(e, 'review_id') for e in splits['train']}
   eval_ids = {_feature(e, 'review_id') for e in splits['eval']}
@@ -79,6 +83,8 @@ def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_t
     text = _feature(example, 'text').decode()
     if review_id != 'test/neg/902':
       assert '<br />' in text  # Raw text; Transform cleans it.
+    if review_id == 'test/pos/903':
+      assert len(text) > 5_000_000
     words = len(text.split())
     start, _, end = _feature(example, 'length_bucket').decode().rstrip('+').partition('-')
     assert int(start) <= words and (not end or words <= int(end))
@@ -86,11 +92,15 @@ def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_t
   report = executor.read_report(uri)
   assert report['counts'] == {'train': len(splits['train']), 'eval': len(splits['eval']),
                               'test': len(splits['test']), 'unsup': REVIEWS_PER_FOLDER,
-                              'skipped': 2}
+                              'skipped': 4}
+  files_in = sum(1 for _ in corpus_with_bad_files.rglob('*.txt'))
+  assert files_in == sum(report['counts'].values())  # Every file is an example or is skipped.
   reasons = {review['path']: review['reason'] for review in report['skipped']}
   assert reasons['train/pos/900_9.txt'].startswith('not valid UTF-8')
   assert reasons['train/neg/901_2.txt'] == 'empty review'
-  assert artifact.custom_properties['num_skipped'].int_value == 2
+  assert reasons['train/pos/904_8.txt'] == 'binary file (contains NUL bytes)'
+  assert reasons['test/pos/notes.txt'] == 'file name does not match ID_RATING.txt'
+  assert artifact.custom_properties['num_skipped'].int_value == 4
   assert artifact_utils.decode_split_names(artifact.properties['split_names'].string_value) == [
       'train', 'eval', 'test', 'unsup']
 
