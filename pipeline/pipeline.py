@@ -150,7 +150,8 @@ def create_pipeline(
       model=classifier_trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+  ).with_id('Pusher')
 
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
