@@ -41,11 +41,12 @@ def _retrain(drops, output_dir):
 
 
 def _pushed_versions(output_dir):
+  """The version folders a model server would load."""
   serving = output_dir / 'serving_model' / PIPELINE_NAME
-  return sorted(os.listdir(serving)) if serving.exists() else []
+  return sorted(name for name in os.listdir(serving) if name.isdigit()) if serving.exists() else []
 
 
-def test_three_drops_train_on_a_rolling_window_and_push_only_blessed_models(tmp_path):
+def test_four_drops_train_on_a_rolling_window_and_push_only_blessed_models(tmp_path):
   drops, output_dir = tmp_path / 'drops', tmp_path / 'out'
   drops.mkdir()
 
@@ -67,11 +68,19 @@ def test_three_drops_train_on_a_rolling_window_and_push_only_blessed_models(tmp_
   # Fine-tuning started from the first run's blessed classifier.
   assert first.outputs['ClassifierTrainer']['Model'] in second.inputs['ClassifierTrainer']
 
-  pushed_before = _pushed_versions(output_dir)
+  # Drop 3 has every training label flipped: trained with drop 2 it may or may not pass the gate,
+  # but a version is pushed exactly when it is blessed.
   _drop(drops, 3, tmp_path, invert_training_labels=True)
   _, third = _retrain(drops, output_dir)
   assert third.spans == [2, 3]
-  assert third.blessed is False
-  assert third.pushed_to is None
-  assert third.test_metrics['binary_accuracy'] < second.test_metrics['binary_accuracy']
+  assert len(_pushed_versions(output_dir)) == 2 + int(third.blessed)
+  pushed_before = _pushed_versions(output_dir)
+
+  # Drop 4 is flipped too: the window now teaches the opposite sentiment, and the gate holds.
+  _drop(drops, 4, tmp_path, invert_training_labels=True)
+  _, fourth = _retrain(drops, output_dir)
+  assert fourth.spans == [3, 4]
+  assert fourth.blessed is False
+  assert fourth.pushed_to is None
+  assert fourth.test_metrics['binary_accuracy'] < second.test_metrics['binary_accuracy']
   assert _pushed_versions(output_dir) == pushed_before

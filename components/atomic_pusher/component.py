@@ -3,10 +3,13 @@
 The stock Pusher copies the SavedModel straight into `BASE/VERSION/`, so a push killed midway
 leaves a half-written version there. This one copies into `BASE/.staging/VERSION/` (a model
 server loads only numeric version folders) and renames it into place when the copy is complete;
-a staging folder left by a killed push is removed by the next push.
+a staging folder left by a killed push is removed by the next push. A model that is already
+the newest pushed version (a rerun on unchanged data) is not pushed again.
 """
 
+import json
 import os
+from typing import Dict, List
 
 from absl import logging
 from tfx import v1 as tfx
@@ -18,6 +21,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 STAGING_DIR = '.staging'
+# In the serving directory: the model each version was pushed from, oldest first.
+PUSH_LOG = '.pushed_models.json'
 _DESTINATION_KEY = standard_component_specs.PUSH_DESTINATION_KEY
 
 
@@ -32,18 +37,42 @@ class Executor(pusher_executor.Executor):
     if fileio.exists(staging):
       logging.warning('Removing %s, left by a push that did not finish.', staging)
       fileio.rmtree(staging)
+    pushed = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+    model_path = self.GetModelPath(input_dict)
+    log = _read_log(base_directory)
+    if log and log[-1]['model'] == model_path and self.CheckBlessing(input_dict):
+      version = log[-1]['version']
+      logging.info('%s is already the newest version, %s: not pushed again.', model_path, version)
+      self._MarkPushed(pushed, os.path.join(base_directory, version), version)
+      return
     destination.filesystem.base_directory = staging
     super().Do(input_dict, output_dict,
                {**exec_properties, _DESTINATION_KEY: proto_utils.proto_to_json(destination)})
-    pushed = artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
     if pushed.get_int_custom_property('pushed'):
       version = pushed.get_string_custom_property('pushed_version')
       final = os.path.join(base_directory, version)
       fileio.rename(os.path.join(staging, version), final)
       fileio.rmtree(staging)
       pushed.set_string_custom_property('pushed_destination', final)
+      _write_log(base_directory, log + [{'version': version, 'model': model_path}])
       logging.info('Model version %s is in place at %s.', version, final)
+
+
+def _read_log(base_directory: str) -> List[Dict[str, str]]:
+  path = os.path.join(base_directory, PUSH_LOG)
+  if not fileio.exists(path):
+    return []
+  with fileio.open(path) as log_file:
+    return json.load(log_file)
+
+
+def _write_log(base_directory: str, log: List[Dict[str, str]]) -> None:
+  """Replaces the push log in one rename, so a reader never sees half of it."""
+  path = os.path.join(base_directory, PUSH_LOG)
+  with fileio.open(path + '.tmp', 'w') as log_file:
+    json.dump(log, log_file, indent=1)
+  fileio.rename(path + '.tmp', path, overwrite=True)
 
 
 class AtomicPusher(tfx.components.Pusher):
