@@ -27,11 +27,12 @@ def _vocabulary(tft_output: tft.TFTransformOutput) -> List[str]:
   return list(features.SPECIAL_TOKENS) + [token.decode() for token in learned]
 
 
-def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput) -> keras.Model:
+def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
+                vocabulary: List[str]) -> keras.Model:
   """The classifier to fine-tune: warm-started, or on the pretrained (or a random) encoder."""
   config = fn_args.custom_config
   if config.get(WARM_START_MODEL_KEY):
-    return _warm_started(config[WARM_START_MODEL_KEY], _vocabulary(tft_output),
+    return _warm_started(config[WARM_START_MODEL_KEY], vocabulary,
                          inputs.sequence_length(tft_output, features.TOKEN_IDS_KEY), config)
   if fn_args.base_model:
     encoder = keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))
@@ -90,7 +91,8 @@ def run_fn(fn_args: FnArgs) -> None:
       to continue from, which takes precedence over `base_model`.
   """
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  model = _classifier(fn_args, tft_output)
+  vocabulary = _vocabulary(tft_output)
+  model = _classifier(fn_args, tft_output, vocabulary)
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
       fn_args, tft_output, (features.TOKEN_IDS_KEY, features.LABEL_KEY), _classifier_batch)
   training.fit(model, train_dataset, eval_dataset, fn_args,
@@ -99,4 +101,4 @@ def run_fn(fn_args: FnArgs) -> None:
                         keras.metrics.AUC(name='auc', from_logits=True)],
                best_by='val_accuracy')
   serving.export(model, tft_output, fn_args.serving_model_dir)
-  _save_for_warm_start(model, _vocabulary(tft_output), fn_args.serving_model_dir)
+  _save_for_warm_start(model, vocabulary, fn_args.serving_model_dir)

@@ -10,13 +10,13 @@ import urllib.request
 import zlib
 from typing import Optional, Set
 
-from components.imdb_example_gen.corpus import CorpusError, SET_FOLDERS, is_tarball
+from components.imdb_example_gen.corpus import CorpusError, SET_FOLDERS, SPAN_FOLDER, is_tarball
 
 CORPUS_URL = 'https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz'
 CORPUS_SHA256 = 'c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe'
 CORPUS_ENV = 'IMDB_DATA'
 DEFAULT_CACHE_DIR = pathlib.Path.home() / '.cache' / 'imdb-bert-tfx'
-_SPAN_DROP = re.compile(r'^span-(\d+)$')
+_SPAN_DROP = re.compile(r'^span-(\d+)$')  # A folder named like SPAN_FOLDER.
 _HOW_TO_POINT = (f'Point at a local copy with --data PATH or {CORPUS_ENV}=PATH (the aclImdb_v1.tar.gz '
                  'or its extracted aclImdb/ folder).')
 
@@ -59,7 +59,7 @@ def resolve_drops(path: Optional[str] = None) -> str:
   if not spans:
     raise CorpusError(f'{path} holds no span-N/ drop (span-1/, span-2/, ... each in the aclImdb '
                       'layout: train/pos, train/neg, train/unsup, test/pos, test/neg).')
-  _check_local(os.path.join(path, f'span-{max(spans)}'))
+  _check_local(os.path.join(path, SPAN_FOLDER.format(SPAN=max(spans))))
   return path
 
 
