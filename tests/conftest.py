@@ -1,9 +1,12 @@
 """Shared fixtures: a small aclImdb-shaped corpus generated on the fly."""
 
 import functools
+import os
 import pathlib
 import random
-from typing import List
+import subprocess
+import sys
+from typing import List, Sequence, Tuple
 
 import pytest
 import tensorflow as tf
@@ -11,7 +14,13 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from tfx import v1 as tfx
+
 from modules import features, preprocessing
+from pipeline import summary
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE_PIPELINE = 'imdb-bert-smoke'
 
 _RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
     features.TEXT_KEY: tf.io.FixedLenFeature([], tf.string),
@@ -80,3 +89,21 @@ def write_transformed(rows: list, transform_dir: str, path: str) -> None:
   with tf.io.TFRecordWriter(path, options='GZIP') as writer:
     for row in rows:
       writer.write(coder.encode(row))
+
+
+def smoke_run_command(corpus: pathlib.Path, output_dir: pathlib.Path, *extra_args: str,
+                      runner: Sequence[str] = ('local_runner.py',)) -> List[str]:
+  """The command line of a `smoke` pipeline run, as a user types it."""
+  return [sys.executable, *runner, '--preset', 'smoke', '--data', str(corpus),
+          '--output-dir', str(output_dir), *extra_args]
+
+
+def run_smoke_pipeline(corpus: pathlib.Path, output_dir: pathlib.Path, *extra_args: str,
+                       pipeline_name: str = SMOKE_PIPELINE, **command_args
+                       ) -> Tuple[subprocess.CompletedProcess, summary.RunSummary]:
+  """Runs the pipeline in a new process; returns its result and its run read back from ML Metadata."""
+  result = subprocess.run(smoke_run_command(corpus, output_dir, *extra_args, **command_args),
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      str(output_dir / 'metadata' / pipeline_name / 'metadata.db'))
+  return result, summary.summarize(metadata, pipeline_name)

@@ -10,9 +10,8 @@ import pytest
 
 from components.imdb_example_gen.corpus import CorpusError
 from pipeline import corpus
-from tests.conftest import write_corpus
+from tests.conftest import REPO_ROOT, write_corpus
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_local_folder_or_its_parent_resolves_to_the_aclimdb_folder(small_corpus):

@@ -1,6 +1,7 @@
-"""Faults: a Trainer killed during training resumes from its last finished epoch."""
+"""Faults: a killed Trainer, or a killed pipeline run, resumes from the last finished epoch."""
 
 import dataclasses
+import glob
 import json
 import os
 import random
@@ -12,11 +13,12 @@ import time
 import pytest
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from components.atomic_pusher.component import PUSH_LOG
 from modules import training
 from pipeline import configs
-from tests.conftest import make_review, transform_reviews, write_transformed
+from tests.conftest import (REPO_ROOT, SMOKE_PIPELINE, make_review, run_smoke_pipeline,
+                            smoke_run_command, transform_reviews, write_corpus, write_transformed)
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESET = configs.PRESETS['smoke']
 EPOCHS = 6
 _ATTEMPT_SCRIPT = '''
@@ -25,6 +27,19 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from modules import pretrain_trainer
 pretrain_trainer.run_fn(FnArgs(**json.loads(sys.argv[1])))
 '''
+# local_runner.py with the smoke preset's pretraining stretched to EPOCHS epochs, so that the run
+# can be killed between two of them.
+_LONG_PRETRAINING_RUNNER = f'''
+import dataclasses, sys
+import local_runner
+from pipeline import configs
+smoke = configs.PRESETS['smoke']
+configs.PRESETS['smoke'] = dataclasses.replace(smoke, pretraining=dataclasses.replace(
+    smoke.pretraining, steps={EPOCHS} * smoke.pretraining.steps, epochs={EPOCHS}))
+sys.exit(local_runner.main())
+'''
+UPSTREAM_OF_PRETRAINING = ('ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+                           'DataGate', 'Transform')
 
 
 @pytest.fixture(scope='module')
@@ -52,6 +67,20 @@ def _fn_args(workdir, transform_dir, attempt):
   }
 
 
+def _wait_for_epoch(progress_pattern: str, epoch: int, process: subprocess.Popen) -> str:
+  """Waits until a BackupAndRestore progress file matching the pattern reaches `epoch`."""
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    for progress in glob.glob(progress_pattern):
+      try:
+        if json.load(open(progress)).get('epoch', 0) >= epoch:
+          return progress
+      except ValueError:  # Caught while being written.
+        pass
+    time.sleep(0.05)
+  raise AssertionError(f'no backup reached epoch {epoch} while the process ran')
+
+
 def _attempt(fn_args):
   return subprocess.Popen([sys.executable, '-c', _ATTEMPT_SCRIPT, json.dumps(fn_args)],
                           cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -66,12 +95,7 @@ def test_a_killed_trainer_resumes_from_its_last_epoch(transformed):
   progress = os.path.join(backup, 'training_metadata.json')
 
   first = _attempt(first_args)
-  deadline = time.time() + 300
-  while time.time() < deadline and first.poll() is None:
-    if os.path.exists(progress) and json.load(open(progress)).get('epoch', 0) >= 2:
-      break
-    time.sleep(0.05)
-  assert first.poll() is None, 'the first attempt ended before it could be killed'
+  _wait_for_epoch(progress, 2, first)
   first.send_signal(signal.SIGKILL)
   first.wait()
   resumed_from = json.load(open(progress))['epoch']
@@ -84,3 +108,31 @@ def test_a_killed_trainer_resumes_from_its_last_epoch(transformed):
   assert len(stats['epochs']) == EPOCHS - resumed_from
   assert os.path.isfile(os.path.join(second_args['serving_model_dir'], 'encoder.keras'))
   assert not os.path.exists(backup)  # Deleted once training finished.
+
+
+def test_a_pipeline_killed_in_pretraining_reruns_from_cache_resumes_and_pushes_once(tmp_path):
+  corpus = write_corpus(tmp_path, reviews_per_folder=120)
+  output_dir = tmp_path / 'out'
+  runner = ('-c', _LONG_PRETRAINING_RUNNER)
+  killed = subprocess.Popen(smoke_run_command(corpus, output_dir, runner=runner), cwd=REPO_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  progress = _wait_for_epoch(str(output_dir / 'pipelines' / SMOKE_PIPELINE / 'PretrainTrainer' /
+                                 '*' / 'backup-*' / 'training_metadata.json'), 2, killed)
+  killed.send_signal(signal.SIGKILL)
+  killed.wait()
+  resumed_from = json.load(open(progress))['epoch']
+  serving = output_dir / 'serving_model' / SMOKE_PIPELINE
+  assert not serving.exists()
+
+  result, rerun = run_smoke_pipeline(corpus, output_dir, runner=runner)
+  assert result.returncode == 0, result.stderr[-5000:]
+  states = {component.component_id: component.state for component in rerun.components}
+  assert {states[component] for component in UPSTREAM_OF_PRETRAINING} == {'CACHED'}
+  assert states['PretrainTrainer'] == 'COMPLETE'
+  stats = json.load(open(os.path.join(rerun.outputs['PretrainTrainer']['ModelRun'],
+                                      training.TRAINING_STATS_FILE)))
+  assert stats['first_epoch'] == resumed_from >= 2
+  assert len(stats['epochs']) == EPOCHS - resumed_from
+  assert rerun.blessed is True
+  assert sorted(os.listdir(serving)) == sorted([PUSH_LOG, os.path.basename(rerun.pushed_to)])
+  assert len(json.load(open(serving / PUSH_LOG))) == 1

@@ -10,8 +10,8 @@ import yaml
 import kubeflow_runner
 from pipeline import configs
 from pipeline.pipeline import create_pipeline
+from tests.conftest import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = 'registry.example.com/team/imdb-bert-tfx:1.2.3'
 BEAM_ARGS = '--runner=FlinkRunner --flink_master=flink.example.com:8081 --parallelism=4'
 ROOT = 'gs://test-bucket/imdb'

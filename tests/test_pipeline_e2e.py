@@ -9,11 +9,8 @@ import ml_metadata as mlmd
 import pytest
 from tfx import v1 as tfx
 
-from pipeline import summary
-from tests.conftest import write_corpus
+from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, write_corpus
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PIPELINE_NAME = 'imdb-bert-smoke'
 COMPONENTS = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'DataGate',
               'Transform', 'PretrainTrainer', 'ClassifierTrainer',
               'latest_blessed_model_resolver', 'Evaluator', 'Pusher'}
@@ -38,14 +35,9 @@ print(json.dumps({
 
 
 def _run_pipeline(corpus_path, output_dir):
-  result = subprocess.run(
-      [sys.executable, 'local_runner.py', '--preset', 'smoke', '--data', str(corpus_path),
-       '--output-dir', str(output_dir)],
-      cwd=REPO_ROOT, capture_output=True, text=True)
+  result, run = run_smoke_pipeline(corpus_path, output_dir)
   assert result.returncode == 0, result.stderr[-5000:]
-  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      str(output_dir / 'metadata' / PIPELINE_NAME / 'metadata.db'))
-  return result.stdout, summary.summarize(metadata, PIPELINE_NAME)
+  return result.stdout, run
 
 
 @pytest.fixture(scope='module')

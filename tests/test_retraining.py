@@ -2,16 +2,9 @@
 
 import os
 import shutil
-import subprocess
-import sys
 
-from tfx import v1 as tfx
+from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, write_corpus
 
-from pipeline import summary
-from tests.conftest import write_corpus
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PIPELINE_NAME = 'imdb-bert-smoke'
 SPAN_WINDOW = 2
 
 
@@ -30,14 +23,9 @@ def _drop(drops, span, tmp_path, invert_training_labels=False):
 
 
 def _retrain(drops, output_dir):
-  result = subprocess.run(
-      [sys.executable, 'local_runner.py', '--preset', 'smoke', '--data', str(drops),
-       '--span-window', str(SPAN_WINDOW), '--output-dir', str(output_dir)],
-      cwd=REPO_ROOT, capture_output=True, text=True)
+  result, run = run_smoke_pipeline(drops, output_dir, '--span-window', str(SPAN_WINDOW))
   assert result.returncode == 0, result.stderr[-5000:]
-  metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      str(output_dir / 'metadata' / PIPELINE_NAME / 'metadata.db'))
-  return result.stdout, summary.summarize(metadata, PIPELINE_NAME)
+  return result.stdout, run
 
 
 def _pushed_versions(output_dir):

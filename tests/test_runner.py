@@ -1,22 +1,13 @@
 """local_runner.py refuses, in one line, runs it cannot do safely."""
 
-import os
 import subprocess
-import sys
 import time
 
 from tfx import v1 as tfx
 
 from pipeline import run_lock, summary
-from tests.conftest import write_corpus
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PIPELINE_NAME = 'imdb-bert-smoke'
-
-
-def _command(corpus, output_dir):
-  return [sys.executable, 'local_runner.py', '--preset', 'smoke', '--data', str(corpus),
-          '--output-dir', str(output_dir)]
+from tests.conftest import (REPO_ROOT, SMOKE_PIPELINE as PIPELINE_NAME, smoke_run_command as _command,
+                            write_corpus)
 
 
 def test_unwritable_output_directory_is_refused_naming_the_path(small_corpus, tmp_path):
