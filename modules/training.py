@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sys
 import time
 from typing import List, Optional
 
@@ -84,6 +85,7 @@ def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.dat
 
   The state is backed up after each epoch (`backup_dir`): an attempt killed midway is resumed
   by the next attempt from its last finished epoch, and the backup is deleted at the end.
+  Progress bars in a terminal, one line per epoch in a log file.
   """
   config = fn_args.custom_config
   epochs = config['epochs']
@@ -101,4 +103,4 @@ def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.dat
         monitor=best_by, mode='max', patience=epochs, restore_best_weights=True))
   return model.fit(train_dataset, validation_data=eval_dataset, epochs=epochs,
                    steps_per_epoch=steps_per_epoch, validation_steps=fn_args.eval_steps,
-                   callbacks=callbacks, verbose=2)
+                   callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)

@@ -62,21 +62,21 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
   executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
   summary = RunSummary(run.name, [], {}, {}, None, None)
   for execution in executions:
-    component_id = _component_id(store, execution.id)
+    node_id = component_id(store, execution.id)
     summary.components.append(ComponentRun(
-        component_id,
+        node_id,
         metadata_store_pb2.Execution.State.Name(execution.last_known_state),
         (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000))
-    summary.inputs[component_id] = [
+    summary.inputs[node_id] = [
         artifact.uri for artifact in _artifacts(store, execution.id, _INPUT_EVENTS)]
-    for artifact in _artifacts(store, execution.id, _OUTPUT_EVENTS):
+    for artifact in output_artifacts(store, execution.id):
       type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
-      summary.outputs.setdefault(component_id, {})[type_name] = artifact.uri
+      summary.outputs.setdefault(node_id, {})[type_name] = artifact.uri
       _read_artifact(type_name, artifact, summary)
   return summary
 
 
-def _component_id(store: mlmd.MetadataStore, execution_id: int) -> str:
+def component_id(store: mlmd.MetadataStore, execution_id: int) -> str:
   """The node id of an execution, from its `node` context `<pipeline>.<node id>`."""
   for context in store.get_contexts_by_execution(execution_id):
     if context.type == 'node':
@@ -90,6 +90,12 @@ def _artifacts(store: mlmd.MetadataStore, execution_id: int,
   artifact_ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution_id])
                   if event.type in event_types]
   return store.get_artifacts_by_id(artifact_ids)
+
+
+def output_artifacts(store: mlmd.MetadataStore,
+                     execution_id: int) -> List[metadata_store_pb2.Artifact]:
+  """The artifacts an execution wrote, or reused when it was cached."""
+  return _artifacts(store, execution_id, _OUTPUT_EVENTS)
 
 
 def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,

@@ -1,0 +1,194 @@
+"""What a user sees in the terminal: progress lines, log levels and one-line errors.
+
+Progress is read from ML Metadata while the run goes on: the orchestrator records each execution
+(RUNNING, then COMPLETE, CACHED or FAILED) and its output artifacts there, and a thread beside the
+run reads them, so no component needs to know.
+"""
+
+import datetime
+import json
+import logging
+import os
+import sys
+import threading
+import traceback
+from typing import Callable, Dict, Optional, Set, TextIO
+
+import ml_metadata as mlmd
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging as absl_logging
+from ml_metadata.proto import metadata_store_pb2
+
+from components.imdb_example_gen import executor as example_gen_executor
+from modules import features, training
+from pipeline import summary
+
+class UserError(Exception):
+  """An error whose message says all a user needs: printed alone, without a traceback."""
+
+
+_RUNNING = metadata_store_pb2.Execution.RUNNING
+_ENDED = {metadata_store_pb2.Execution.COMPLETE: 'done', metadata_store_pb2.Execution.CACHED: 'cached',
+          metadata_store_pb2.Execution.FAILED: 'FAILED', metadata_store_pb2.Execution.CANCELED: 'canceled'}
+
+
+def key_output(type_name: str, artifact: metadata_store_pb2.Artifact) -> Optional[str]:
+  """What a user wants to know of an output artifact, in a few words; None for the rest."""
+  properties = artifact.custom_properties
+  if type_name == 'Examples' and 'num_skipped' in properties:
+    return ', '.join(f'{name} {properties[f"num_{name}"].int_value:,}'
+                     for name in example_gen_executor.REPORTED_COUNTS)
+  if type_name == 'TransformGraph':
+    size = tft.TFTransformOutput(artifact.uri).vocabulary_size_by_name(features.VOCABULARY_NAME)
+    return f'vocabulary {size:,} tokens'
+  if type_name == 'ModelRun':
+    stats_path = os.path.join(artifact.uri, training.TRAINING_STATS_FILE)
+    if os.path.exists(stats_path):
+      with open(stats_path) as stats_file:
+        last_epoch = json.load(stats_file)['epochs'][-1]
+      return 'final ' + ', '.join(f'{name} {value:.4f}' for name, value in sorted(last_epoch.items())
+                                  if 'loss' in name or 'accuracy' in name)
+  if type_name == 'ModelEvaluation':
+    return ', '.join(f'test {name} {value:.4f}'
+                     for name, value in summary.candidate_metrics(artifact.uri).items()
+                     if name in ('binary_accuracy', 'auc'))
+  if type_name == 'ModelBlessing':
+    return 'blessed' if properties['blessed'].int_value == 1 else 'NOT blessed'
+  if type_name == 'PushedModel':
+    return (f'pushed {properties["pushed_destination"].string_value}'
+            if properties['pushed'].int_value == 1 else 'nothing pushed')
+  return None
+
+
+class ProgressPrinter:
+  """Prints the progress of the next run of a pipeline while the `with` block runs it.
+
+  Args:
+    connection_config: The ML Metadata store the run records into.
+    pipeline_name: The pipeline whose next run to follow.
+    stream: Where the lines go.
+    interval: Seconds between two reads of the store.
+  """
+
+  def __init__(self, connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
+               stream: TextIO = sys.stdout, interval: float = 0.5):
+    self._config = connection_config
+    self._pipeline_name = pipeline_name
+    self._stream = stream
+    self._interval = interval
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._follow, daemon=True)
+    self._earlier_runs: Optional[Set[int]] = None
+    self._printed: Dict[int, Set[str]] = {}  # Execution id → 'start' and/or 'end'.
+
+  def __enter__(self) -> 'ProgressPrinter':
+    self._earlier_runs = self._run_ids(self._store()) if self._store_exists() else set()
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self._stop.set()
+    self._thread.join()
+    self._poll()  # What ended after the thread's last read.
+
+  def _store_exists(self) -> bool:
+    return os.path.exists(self._config.sqlite.filename_uri)
+
+  def _store(self) -> mlmd.MetadataStore:
+    return mlmd.MetadataStore(self._config)
+
+  def _run_ids(self, store: mlmd.MetadataStore) -> Set[int]:
+    pipeline = store.get_context_by_type_and_name('pipeline', self._pipeline_name)
+    return {context.id for context in store.get_children_contexts_by_context(pipeline.id)
+            if context.type == 'pipeline_run'} if pipeline else set()
+
+  def _follow(self) -> None:
+    while not self._stop.wait(self._interval):
+      self._poll()
+
+  def _poll(self) -> None:
+    if not self._store_exists():
+      return
+    try:
+      store = self._store()
+      new_runs = self._run_ids(store) - self._earlier_runs
+      for run_id in sorted(new_runs):
+        for execution in sorted(store.get_executions_by_context(run_id), key=lambda e: e.id):
+          self._report(store, execution)
+    except Exception:  # pylint: disable=broad-except
+      return  # The store is being written; read it again next time.
+
+  def _report(self, store: mlmd.MetadataStore, execution: metadata_store_pb2.Execution) -> None:
+    printed = self._printed.setdefault(execution.id, set())
+    component_id = summary.component_id(store, execution.id)
+    state = execution.last_known_state
+    if state == _RUNNING and 'start' not in printed:
+      self._print(f'{component_id:<30} started')
+      printed.add('start')
+    elif state in _ENDED and 'end' not in printed:
+      seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+      outputs = [key_output(store.get_artifact_types_by_id([artifact.type_id])[0].name, artifact)
+                 for artifact in summary.output_artifacts(store, execution.id)]
+      details = '; '.join(output for output in outputs if output)
+      self._print(f'{component_id:<30} {_ENDED[state]} in {seconds:.1f} s'
+                  + (f': {details}' if details else ''))
+      printed.update(('start', 'end'))
+
+  def _print(self, line: str) -> None:
+    clock = datetime.datetime.now().strftime('%H:%M:%S')
+    print(f'[{clock}] {line}', file=self._stream, flush=True)
+
+
+def set_log_level(verbose: bool) -> None:
+  """TFX, Beam, absl and TensorFlow logs at INFO when `verbose`, else only warnings and errors.
+
+  Without `verbose`, TensorFlow's deprecation notices and the warnings known to be harmless
+  here are dropped too.
+  """
+  level = logging.INFO if verbose else logging.WARNING
+  logging.getLogger().setLevel(level)
+  absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)
+  # TensorFlow's own warnings are deprecation notices about library code.
+  tf.get_logger().setLevel(logging.INFO if verbose else logging.ERROR)
+  if not verbose:
+    for handler in logging.getLogger().handlers + [absl_logging.get_absl_handler()]:
+      handler.addFilter(_drop_harmless_warnings)
+
+
+# Warnings that every run logs and that ask nothing of the user.
+_HARMLESS_WARNINGS = (
+    'ArtifactQuery.property_predicate is not supported',  # The resolver's query, per artifact.
+    "Couldn't find python-snappy",  # Beam's CRC in pure Python: fine at this data size.
+    'does not have payload_format custom property',  # Examples default to tf.Example.
+)
+
+
+def _drop_harmless_warnings(record: logging.LogRecord) -> bool:
+  return not any(text in record.getMessage() for text in _HARMLESS_WARNINGS)
+
+
+def exit_status(command: Callable[[], int], verbose: bool) -> int:
+  """Runs `command`; an unexpected error becomes one line on stderr (the traceback if `verbose`).
+
+  Returns:
+    The command's exit status, or 1 when it raised.
+  """
+  try:
+    return command()
+  except KeyboardInterrupt:
+    print('interrupted', file=sys.stderr)
+    return 130
+  except UserError as error:
+    if verbose:
+      traceback.print_exc()
+    print(f'error: {error}', file=sys.stderr)
+    return 1
+  except Exception as error:  # pylint: disable=broad-except
+    if verbose:
+      traceback.print_exc()
+    lines = str(error).strip().splitlines()
+    what = f'{type(error).__name__}: {lines[0]}' if lines else type(error).__name__
+    print(f'error: {what}' + ('' if verbose else ' (--verbose shows the traceback)'),
+          file=sys.stderr)
+    return 1
