@@ -33,13 +33,12 @@ IMAGE_PROJECT_DIR = '/imdb-bert-tfx'
 IMAGE_SCHEMA_PATH = f'{IMAGE_PROJECT_DIR}/pipeline/schema/schema.pbtxt'
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
-      description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-      epilog=__doc__.split('\n\n', 1)[1])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """The runner's flags, on its own parser or on the `imdb-bert compile-kfp` subcommand."""
   parser.add_argument('--output', required=True,
                       help='Pipeline file to write: .yaml (KFP) or .json (Vertex AI PipelineJob)')
-  parser.add_argument('--preset', choices=sorted(configs.PRESETS), default='default')
+  parser.add_argument('--preset', choices=sorted(configs.PRESETS), default='default',
+                      help='Data size, model and training knobs (default: default)')
   parser.add_argument('--pipeline-root',
                       default=os.environ.get('KFP_PIPELINE_ROOT', PLACEHOLDER_ROOT),
                       help='Artifact root, gs:// or s3:// (default: $KFP_PIPELINE_ROOT, else '
@@ -62,14 +61,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                       "(KFP's 6 fields, seconds first, e.g. '0 0 3 * * *' daily at 03:00)")
   parser.add_argument('--experiment', default=PIPELINE_NAME,
                       help='KFP experiment of submitted runs')
-  args = parser.parse_args(argv)
+
+
+def usage_error(args: argparse.Namespace) -> Optional[str]:
+  """What is wrong with a combination of flags, or None."""
   if args.schedule and not args.host:
-    parser.error('--schedule needs --host')
+    return '--schedule needs --host'
   if args.host and not args.output.endswith(('.yaml', '.yml')):
-    parser.error('--host needs a .yaml --output: kfp.Client reads YAML pipeline specs')
+    return '--host needs a .yaml --output: kfp.Client reads YAML pipeline specs'
   if args.host and args.pipeline_root.startswith(PLACEHOLDER_ROOT):
-    parser.error(f'--pipeline-root is still the placeholder {PLACEHOLDER_ROOT}: pass your bucket')
-  return args
+    return f'--pipeline-root is still the placeholder {PLACEHOLDER_ROOT}: pass your bucket'
+  return None
 
 
 def compile_pipeline(args: argparse.Namespace) -> str:
@@ -117,13 +119,25 @@ def submit(args: argparse.Namespace, name: str) -> str:
   return f'run {run.run_id}'
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-  args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+  """Compiles, and submits when `--host` is given; returns the exit status."""
   name = compile_pipeline(args)
   print(f'wrote {args.output} ({name}, image {args.image})')
   if args.host:
     print(f'submitted {submit(args, name)} to {args.host}')
   return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(
+      description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog=__doc__.split('\n\n', 1)[1])
+  add_arguments(parser)
+  args = parser.parse_args(argv)
+  problem = usage_error(args)
+  if problem:
+    parser.error(problem)
+  return run(args)
 
 
 if __name__ == '__main__':

@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from modules import features, models, training
-from pipeline import configs, corpus, summary
+from modules import features, training
+from pipeline import configs, corpus, inference, summary
 from pipeline.pipeline import create_pipeline
 
 RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
@@ -87,28 +87,6 @@ def run_pipeline(preset_name: str, corpus_path: str, output_dir: pathlib.Path,
 def training_stats(model_run_uri: str) -> dict:
   with open(os.path.join(model_run_uri, training.TRAINING_STATS_FILE)) as stats_file:
     return json.load(stats_file)
-
-
-def fill_mask(pretrained_uri: str, transform_uri: str, sequence_length: int, top_k: int = 5):
-  """Top-k tokens the pretrained masked-LM puts at `[mask]` in the probe sentence."""
-  import tensorflow_transform as tft
-  from modules import preprocessing
-  vocabulary = [token.decode() for token in
-                tft.TFTransformOutput(transform_uri).vocabulary_by_name(features.VOCABULARY_NAME)]
-  ids_by_word = {word: i + features.NUM_SPECIAL_TOKENS for i, word in enumerate(vocabulary)}
-  words = preprocessing.standardize(tf.constant([PROBE])).numpy()[0].decode().split()
-  ids = [features.CLS_ID] + [
-      features.MASK_ID if word == 'mask' else ids_by_word.get(word, features.UNK_ID)
-      for word in words] + [features.SEP_ID]
-  position = ids.index(features.MASK_ID)
-  ids += [features.PAD_ID] * (sequence_length - len(ids))
-  positions = [position] * features.max_predictions(sequence_length)
-  model = tf.saved_model.load(os.path.join(pretrained_uri, 'Format-Serving'))
-  logits = model.serve({features.TOKEN_IDS_KEY: tf.constant([ids], tf.int64),
-                        models.MASK_POSITIONS_INPUT: tf.constant([positions], tf.int64)})
-  best = np.argsort(-logits.numpy()[0, 0])[:top_k]
-  names = list(features.SPECIAL_TOKENS) + vocabulary
-  return [names[i] for i in best]
 
 
 def linear_baseline(examples_uri: str) -> dict:
@@ -198,8 +176,8 @@ def main() -> int:
       },
       'classifier': run.test_metrics,
       'blessed': run.blessed,
-      'fill_mask': fill_mask(run.outputs['PretrainTrainer']['Model'],
-                             run.outputs['Transform']['TransformGraph'], preset.sequence_length),
+      'fill_mask': [token for token, _ in inference.fill_mask(
+          PROBE, run.outputs['PretrainTrainer']['Model'], run.outputs['Transform']['TransformGraph'])],
       'linear_baseline': linear_baseline(run.outputs['ImdbExampleGen']['Examples']),
   }
   if not args.no_ablation:

@@ -189,6 +189,8 @@ def eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfi
           tfma.MetricConfig(class_name='AUC'),
           tfma.MetricConfig(class_name='Precision'),
           tfma.MetricConfig(class_name='Recall'),
+          # Counts at 1,000 thresholds: the report's confusion matrix and ROC curve.
+          tfma.MetricConfig(class_name='ConfusionMatrixPlot'),
       ])])
 
 

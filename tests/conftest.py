@@ -107,3 +107,21 @@ def run_smoke_pipeline(corpus: pathlib.Path, output_dir: pathlib.Path, *extra_ar
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       str(output_dir / 'metadata' / pipeline_name / 'metadata.db'))
   return result, summary.summarize(metadata, pipeline_name)
+
+
+@pytest.fixture(scope='session')
+def two_runs(tmp_path_factory):
+  """Two smoke runs of local_runner.py on the same generated corpus: the end-to-end test's runs.
+
+  Returns:
+    The output directory, and (stdout, RunSummary) of each run.
+  """
+  root = tmp_path_factory.mktemp('e2e')
+  corpus_path = write_corpus(root, reviews_per_folder=120)  # The smoke preset reads 100.
+  output_dir = root / 'out'
+  runs = []
+  for _ in range(2):
+    result, run = run_smoke_pipeline(corpus_path, output_dir)
+    assert result.returncode == 0, result.stderr[-5000:]
+    runs.append((result.stdout, run))
+  return (output_dir, *runs)

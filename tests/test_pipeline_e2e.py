@@ -6,10 +6,9 @@ import subprocess
 import sys
 
 import ml_metadata as mlmd
-import pytest
 from tfx import v1 as tfx
 
-from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, write_corpus
+from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME
 
 COMPONENTS = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'DataGate',
               'Transform', 'PretrainTrainer', 'ClassifierTrainer',
@@ -32,20 +31,6 @@ print(json.dumps({
     'dtypes': [first['probability'].dtype.name, first['label'].dtype.name],
 }))
 '''
-
-
-def _run_pipeline(corpus_path, output_dir):
-  result, run = run_smoke_pipeline(corpus_path, output_dir)
-  assert result.returncode == 0, result.stderr[-5000:]
-  return result.stdout, run
-
-
-@pytest.fixture(scope='module')
-def two_runs(tmp_path_factory):
-  root = tmp_path_factory.mktemp('e2e')
-  corpus_path = write_corpus(root, reviews_per_folder=120)  # The smoke preset reads 100.
-  output_dir = root / 'out'
-  return output_dir, _run_pipeline(corpus_path, output_dir), _run_pipeline(corpus_path, output_dir)
 
 
 def test_every_component_executed(two_runs):
