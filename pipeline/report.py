@@ -29,7 +29,6 @@ REPORT_FILE = 'index.html'
 FILL_MASK_SENTENCES = ('i have watched this [mask] and it was awesome',
                        'the acting was [mask] and the plot made no sense',
                        'one of the best [mask] i have seen this year')
-MAX_REVIEWS_READ = 10_000  # Per split, for the length histogram and the label balance.
 TOP_TOKENS = 40
 LABEL_NAMES = {1: 'positive', 0: 'negative', -1: 'unlabeled'}
 _TRAINERS = ('PretrainTrainer', 'ClassifierTrainer')
@@ -112,11 +111,10 @@ def _run_section(run: summary.RunSummary) -> str:
 
 
 def _read_split(examples_uri: str, split: str) -> Tuple[List[int], collections.Counter]:
-  """Word counts and label counts of up to MAX_REVIEWS_READ reviews of one split."""
+  """Word counts and label counts of the reviews of one split."""
   files = tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*'))
   lengths, labels = [], collections.Counter()
-  dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').take(MAX_REVIEWS_READ)
-  for record in dataset:
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
     example = tf.train.Example.FromString(record.numpy()).features.feature
     lengths.append(len(example[features.TEXT_KEY].bytes_list.value[0].split()))
     labels[LABEL_NAMES.get(example[features.LABEL_KEY].int64_list.value[0], 'other')] += 1
@@ -143,8 +141,7 @@ def _data_section(run: summary.RunSummary, out_dir: str) -> str:
                 for split, (lengths, labels) in read.items()]
   counts = ', '.join(f'{name} {count:,}' for name, count in run.example_counts.items())
   spans = '' if run.spans == [0] else f' Spans read: {", ".join(map(str, run.spans))}.'
-  return (f'<h2>Data</h2><p>Reviews per split: {counts}.{spans} Label balance and length from '
-          f'up to {MAX_REVIEWS_READ:,} reviews of each split:</p>'
+  return (f'<h2>Data</h2><p>Reviews per split: {counts}.{spans}</p>'
           + _table(('split', *LABEL_NAMES.values(), 'median words'), label_rows)
           + f'<div class="figures">{lengths_image}</div>')
 
@@ -223,9 +220,8 @@ def _thresholds(config: tfma.EvalConfig) -> List[str]:
   gates = []
   for spec in config.metrics_specs:
     for metric in spec.metrics:
-      for per_slice in metric.per_slice_thresholds:
-        value = per_slice.threshold.value_threshold
-        change = per_slice.threshold.change_threshold
+      for threshold in [metric.threshold] + [t.threshold for t in metric.per_slice_thresholds]:
+        value, change = threshold.value_threshold, threshold.change_threshold
         if value.HasField('lower_bound'):
           gates.append(f'{metric.class_name} ≥ {value.lower_bound.value:g}')
         if change.HasField('absolute'):
@@ -251,7 +247,7 @@ def _evaluation_section(run: summary.RunSummary, out_dir: str) -> str:
   failures = [failure.failure_reason for per_slice in validation.metric_validations_per_slice
               for failure in per_slice.failures]
   gates = _thresholds(eval_config_writer.load_eval_run(evaluation)[0])
-  decision = (f'<p>Gates on the overall slice: {html.escape("; ".join(gates))}. Decision: '
+  decision = (f'<p>Gates: {html.escape("; ".join(gates) or "none")}. Decision: '
               f'{_blessing(run.blessed)}.'
               + ''.join(f'<br>Failed: {html.escape(reason)}' for reason in failures) + '</p>')
   return ('<h2>Evaluation (test split)</h2>' + decision

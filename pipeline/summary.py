@@ -105,8 +105,9 @@ def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
   if type_name == 'Examples' and 'num_skipped' in properties:
     summary.example_counts = {name: properties[f'num_{name}'].int_value
                               for name in example_gen_executor.REPORTED_COUNTS}
-    summary.spans = [int(span) for span in
-                     properties[example_gen_executor.SPANS_PROPERTY].string_value.split(',')]
+    # Examples written before spans were recorded came from one corpus: span 0.
+    spans = properties[example_gen_executor.SPANS_PROPERTY].string_value
+    summary.spans = [int(span) for span in spans.split(',')] if spans else [0]
   elif type_name == 'ModelEvaluation':
     summary.test_metrics = candidate_metrics(artifact.uri)
   elif type_name == 'ModelBlessing':
