@@ -48,10 +48,9 @@ def pipeline_name(preset: str) -> str:
   return f'{PIPELINE_NAME}-{preset}'
 
 
-def metadata_config(output_dir: str, preset: str):
-  """The SQLite ML Metadata store of the preset's pipeline under `output_dir`."""
-  return tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      os.path.join(os.path.abspath(output_dir), 'metadata', pipeline_name(preset), 'metadata.db'))
+def metadata_path(output_dir: str, preset: str) -> str:
+  """The SQLite ML Metadata file of the preset's pipeline under `output_dir`."""
+  return os.path.join(os.path.abspath(output_dir), 'metadata', pipeline_name(preset), 'metadata.db')
 
 
 def serving_dir(output_dir: str, preset: str) -> str:
@@ -71,17 +70,20 @@ def run(args: argparse.Namespace) -> int:
 
   name = pipeline_name(args.preset)
   pipeline_root = os.path.join(os.path.abspath(args.output_dir), 'pipelines', name)
-  metadata = metadata_config(args.output_dir, args.preset)
   try:
-    with run_lock.exclusive_run(pipeline_root), console.ProgressPrinter(metadata, name):
-      tfx.orchestration.LocalDagRunner().run(create_pipeline(
-          pipeline_name=name,
-          pipeline_root=pipeline_root,
-          corpus_path=corpus_path,
-          serving_model_dir=serving_dir(args.output_dir, args.preset),
-          metadata_connection_config=metadata,
-          span_window=args.span_window,
-          **configs.PRESETS[args.preset].pipeline_args()))
+    with run_lock.exclusive_run(pipeline_root):
+      # Inside the lock: this makes the metadata folder, which may not be writable.
+      metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          metadata_path(args.output_dir, args.preset))
+      with console.ProgressPrinter(metadata, name):
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(
+            pipeline_name=name,
+            pipeline_root=pipeline_root,
+            corpus_path=corpus_path,
+            serving_model_dir=serving_dir(args.output_dir, args.preset),
+            metadata_connection_config=metadata,
+            span_window=args.span_window,
+            **configs.PRESETS[args.preset].pipeline_args()))
   except run_lock.RunRefusedError as error:
     print(f'error: {error}', file=sys.stderr)
     return 3

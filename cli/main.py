@@ -25,6 +25,7 @@ quiet.unless_verbose(sys.argv)  # Before TensorFlow loads.
 import kubeflow_runner  # pylint: disable=wrong-import-position
 import local_runner
 from pipeline import configs, console, inference, summary
+from tfx import v1 as tfx
 
 _PREVIEW_CHARACTERS = 70
 
@@ -37,14 +38,19 @@ def _add_run_selection(parser: argparse.ArgumentParser) -> None:
                       help='Whose pipeline to read (default: default)')
 
 
+def _metadata(args: argparse.Namespace):
+  """The ML Metadata store of the preset's pipeline under --output-dir, which must exist."""
+  path = local_runner.metadata_path(args.output_dir, args.preset)
+  if not os.path.exists(path):
+    raise console.UserError(
+        f'no run of {local_runner.pipeline_name(args.preset)} under {os.path.abspath(args.output_dir)}: '
+        f'run `imdb-bert run --preset {args.preset}` first, or pass --output-dir')
+  return tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
+
+
 def _latest_run(args: argparse.Namespace) -> summary.RunSummary:
   """The latest run of the preset's pipeline under --output-dir, from ML Metadata."""
-  metadata = local_runner.metadata_config(args.output_dir, args.preset)
-  name = local_runner.pipeline_name(args.preset)
-  if not os.path.exists(metadata.sqlite.filename_uri):
-    raise console.UserError(f'no run of {name} under {os.path.abspath(args.output_dir)}: run '
-                            f'`imdb-bert run --preset {args.preset}` first, or pass --output-dir')
-  return summary.summarize(metadata, name)
+  return summary.summarize(_metadata(args), local_runner.pipeline_name(args.preset))
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -80,10 +86,9 @@ def _fill_mask(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
   from pipeline import report  # Plotting libraries load only for this command.
 
-  _latest_run(args)  # A clear error when there is no run.
-  out_dir = args.out or os.path.join(args.output_dir, 'reports', local_runner.pipeline_name(args.preset))
-  page = report.write_report(local_runner.metadata_config(args.output_dir, args.preset),
-                             local_runner.pipeline_name(args.preset), out_dir)
+  name = local_runner.pipeline_name(args.preset)
+  page = report.write_report(_metadata(args), name,
+                             args.out or os.path.join(args.output_dir, 'reports', name))
   print(f'wrote {page}')
   return 0
 

@@ -83,18 +83,23 @@ def test_fill_mask_lists_top_tokens_of_the_pretrained_encoder(two_runs):
 
 
 @pytest.mark.parametrize('args, message', [
-    (('predict', 'fine film', '--output-dir', 'no-such-dir'), 'error: no pushed model under '),
-    (('fill-mask', 'no mask here', '--output-dir', 'no-such-dir'), 'error: no run of imdb-bert-default'),
+    (('predict', 'fine film'), 'error: no pushed model under '),
+    (('fill-mask', 'the [mask] was fine'), 'error: no run of imdb-bert-default under '),
+    (('report',), 'error: no run of imdb-bert-default under '),
     (('compile-kfp', '--output', 'x.yaml', '--schedule', '0 0 3 * * *'),
      'error: --schedule needs --host'),
 ])
-def test_errors_are_one_line_and_verbose_adds_the_traceback(args, message):
+def test_errors_are_one_line_and_verbose_adds_the_traceback(args, message, tmp_path):
+  no_run = tmp_path / 'no-run'
+  if args[0] != 'compile-kfp':
+    args += ('--output-dir', no_run)
   result = _imdb_bert(*args)
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [result.stderr.strip()]
   assert result.stderr.startswith(message), result.stderr
   verbose = _imdb_bert(*args, '--verbose')
   assert verbose.returncode == 1 and 'Traceback' in verbose.stderr
+  assert not no_run.exists()  # Reading commands create nothing.
 
 
 def test_report_holds_the_evaluator_numbers_and_links_existing_images(two_runs, tmp_path):
