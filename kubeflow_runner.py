@@ -24,7 +24,6 @@ from tfx import v1 as tfx
 from pipeline import configs
 from pipeline.pipeline import create_pipeline
 
-PIPELINE_NAME = 'imdb-bert'
 # GCS bucket names are lower case, so this placeholder can never name somebody's bucket.
 PLACEHOLDER_ROOT = 'gs://YOUR-BUCKET/imdb-bert'
 DEFAULT_IMAGE = 'imdb-bert-tfx:latest'  # What `docker build -t imdb-bert-tfx .` tags.
@@ -59,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--host', help='KFP API endpoint: submit the compiled pipeline there')
   parser.add_argument('--schedule', help="With --host: a recurring run on this cron expression "
                       "(KFP's 6 fields, seconds first, e.g. '0 0 3 * * *' daily at 03:00)")
-  parser.add_argument('--experiment', default=PIPELINE_NAME,
+  parser.add_argument('--experiment', default=configs.PIPELINE_NAME,
                       help='KFP experiment of submitted runs')
 
 
@@ -77,7 +76,7 @@ def usage_error(args: argparse.Namespace) -> Optional[str]:
 def compile_pipeline(args: argparse.Namespace) -> str:
   """Writes the pipeline spec to `args.output`; returns the pipeline's name."""
   preset = configs.PRESETS[args.preset]
-  name = f'{PIPELINE_NAME}-{args.preset}'
+  name = configs.pipeline_name(args.preset)
   root = args.pipeline_root.rstrip('/')
   beam_args = preset.beam_pipeline_args if args.beam_args is None else shlex.split(args.beam_args)
   pipeline = create_pipeline(

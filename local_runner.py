@@ -25,7 +25,6 @@ from components.imdb_example_gen.corpus import CorpusError
 from pipeline import configs, console, corpus, run_lock, summary
 from pipeline.pipeline import create_pipeline
 
-PIPELINE_NAME = 'imdb-bert'
 DEFAULT_OUTPUT_DIR = 'tfx_root'
 
 
@@ -44,23 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='Log TFX, Beam and TensorFlow at INFO, and show tracebacks')
 
 
-def pipeline_name(preset: str) -> str:
-  return f'{PIPELINE_NAME}-{preset}'
-
-
 def metadata_path(output_dir: str, preset: str) -> str:
   """The SQLite ML Metadata file of the preset's pipeline under `output_dir`."""
-  return os.path.join(os.path.abspath(output_dir), 'metadata', pipeline_name(preset), 'metadata.db')
+  return os.path.join(os.path.abspath(output_dir), 'metadata', configs.pipeline_name(preset),
+                      'metadata.db')
 
 
 def serving_dir(output_dir: str, preset: str) -> str:
   """Where the preset's pipeline pushes model versions."""
-  return os.path.join(os.path.abspath(output_dir), 'serving_model', pipeline_name(preset))
+  return os.path.join(os.path.abspath(output_dir), 'serving_model', configs.pipeline_name(preset))
 
 
 def run(args: argparse.Namespace) -> int:
   """Runs the pipeline as `args` say; returns the exit status."""
-  console.set_log_level(args.verbose)
   try:
     corpus_path = (corpus.resolve_drops(args.data) if args.span_window
                    else corpus.resolve_corpus(args.data))
@@ -68,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     print(f'error: {error}', file=sys.stderr)
     return 2
 
-  name = pipeline_name(args.preset)
+  name = configs.pipeline_name(args.preset)
   pipeline_root = os.path.join(os.path.abspath(args.output_dir), 'pipelines', name)
   try:
     with run_lock.exclusive_run(pipeline_root):
@@ -100,6 +95,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                    epilog=__doc__.split('\n\n', 1)[1])
   add_arguments(parser)
   args = parser.parse_args(argv)
+  console.set_log_level(args.verbose)
   return console.exit_status(lambda: run(args), args.verbose)
 
 

@@ -43,14 +43,15 @@ def _metadata(args: argparse.Namespace):
   path = local_runner.metadata_path(args.output_dir, args.preset)
   if not os.path.exists(path):
     raise console.UserError(
-        f'no run of {local_runner.pipeline_name(args.preset)} under {os.path.abspath(args.output_dir)}: '
-        f'run `imdb-bert run --preset {args.preset}` first, or pass --output-dir')
+        f'no run of {configs.pipeline_name(args.preset)} under '
+        f'{os.path.abspath(args.output_dir)}: run `imdb-bert run --preset {args.preset}` first, '
+        'or pass --output-dir')
   return tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
 
 
 def _latest_run(args: argparse.Namespace) -> summary.RunSummary:
   """The latest run of the preset's pipeline under --output-dir, from ML Metadata."""
-  return summary.summarize(_metadata(args), local_runner.pipeline_name(args.preset))
+  return summary.summarize(_metadata(args), configs.pipeline_name(args.preset))
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -86,7 +87,7 @@ def _fill_mask(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
   from pipeline import report  # Plotting libraries load only for this command.
 
-  name = local_runner.pipeline_name(args.preset)
+  name = configs.pipeline_name(args.preset)
   page = report.write_report(_metadata(args), name,
                              args.out or os.path.join(args.output_dir, 'reports', name))
   print(f'wrote {page}')

@@ -3,6 +3,14 @@
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
+# Each preset runs as its own pipeline, `imdb-bert-PRESET` (a valid Kubeflow name).
+PIPELINE_NAME = 'imdb-bert'
+
+
+def pipeline_name(preset: str) -> str:
+  """The name of the preset's pipeline, the same locally and on Kubeflow."""
+  return f'{PIPELINE_NAME}-{preset}'
+
 
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:

@@ -99,14 +99,13 @@ def smoke_run_command(corpus: pathlib.Path, output_dir: pathlib.Path, *extra_arg
 
 
 def run_smoke_pipeline(corpus: pathlib.Path, output_dir: pathlib.Path, *extra_args: str,
-                       pipeline_name: str = SMOKE_PIPELINE, **command_args
-                       ) -> Tuple[subprocess.CompletedProcess, summary.RunSummary]:
+                       **command_args) -> Tuple[subprocess.CompletedProcess, summary.RunSummary]:
   """Runs the pipeline in a new process; returns its result and its run read back from ML Metadata."""
   result = subprocess.run(smoke_run_command(corpus, output_dir, *extra_args, **command_args),
                           cwd=REPO_ROOT, capture_output=True, text=True)
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      str(output_dir / 'metadata' / pipeline_name / 'metadata.db'))
-  return result, summary.summarize(metadata, pipeline_name)
+      str(output_dir / 'metadata' / SMOKE_PIPELINE / 'metadata.db'))
+  return result, summary.summarize(metadata, SMOKE_PIPELINE)
 
 
 @pytest.fixture(scope='session')
