@@ -96,13 +96,8 @@ def linear_baseline(examples_uri: str) -> dict:
   from sklearn.metrics import accuracy_score, roc_auc_score
 
   def read(split):
-    files = tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*'))
-    texts, labels = [], []
-    for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
-      example = tf.train.Example.FromString(record.numpy()).features.feature
-      texts.append(example[features.TEXT_KEY].bytes_list.value[0].decode())
-      labels.append(example[features.LABEL_KEY].int64_list.value[0])
-    return texts, np.array(labels)
+    texts, labels = zip(*summary.reviews(examples_uri, split))
+    return list(texts), np.array(labels)
 
   start = time.perf_counter()
   (train_texts, train_labels), (test_texts, test_labels) = read('train'), read('test')

@@ -24,6 +24,7 @@ from components.imdb_example_gen import executor as example_gen_executor
 from modules import features, training
 from pipeline import summary
 
+
 class UserError(Exception):
   """An error whose message says all a user needs: printed alone, without a traceback."""
 
@@ -99,9 +100,7 @@ class ProgressPrinter:
     return mlmd.MetadataStore(self._config)
 
   def _run_ids(self, store: mlmd.MetadataStore) -> Set[int]:
-    pipeline = store.get_context_by_type_and_name('pipeline', self._pipeline_name)
-    return {context.id for context in store.get_children_contexts_by_context(pipeline.id)
-            if context.type == 'pipeline_run'} if pipeline else set()
+    return {context.id for context in summary.pipeline_runs(store, self._pipeline_name)}
 
   def _follow(self) -> None:
     while not self._stop.wait(self._interval):
@@ -127,10 +126,10 @@ class ProgressPrinter:
       self._print(f'{component_id:<30} started')
       printed.add('start')
     elif state in _ENDED and 'end' not in printed:
-      seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-      outputs = [key_output(store.get_artifact_types_by_id([artifact.type_id])[0].name, artifact)
-                 for artifact in summary.output_artifacts(store, execution.id)]
+      outputs = [key_output(type_name, artifact)
+                 for type_name, artifact in summary.typed_outputs(store, execution.id)]
       details = '; '.join(output for output in outputs if output)
+      seconds = summary.execution_seconds(execution)
       self._print(f'{component_id:<30} {_ENDED[state]} in {seconds:.1f} s'
                   + (f': {details}' if details else ''))
       printed.update(('start', 'end'))

@@ -112,12 +112,10 @@ def _run_section(run: summary.RunSummary) -> str:
 
 def _read_split(examples_uri: str, split: str) -> Tuple[List[int], collections.Counter]:
   """Word counts and label counts of the reviews of one split."""
-  files = tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*'))
   lengths, labels = [], collections.Counter()
-  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
-    example = tf.train.Example.FromString(record.numpy()).features.feature
-    lengths.append(len(example[features.TEXT_KEY].bytes_list.value[0].split()))
-    labels[LABEL_NAMES.get(example[features.LABEL_KEY].int64_list.value[0], 'other')] += 1
+  for text, label in summary.reviews(examples_uri, split):
+    lengths.append(len(text.split()))
+    labels[LABEL_NAMES.get(label, 'other')] += 1
   return lengths, labels
 
 
@@ -233,16 +231,12 @@ def _evaluation_section(run: summary.RunSummary, out_dir: str) -> str:
   evaluation = run.outputs.get('Evaluator', {}).get('ModelEvaluation')
   if not evaluation:
     return ''
-  rows = []
   metric_names = ('example_count', 'binary_accuracy', 'auc', 'precision', 'recall')
-  for slice_metrics in sorted(tfma.load_metrics(evaluation), key=lambda m: _slice_name(m.slice_key)):
-    values = {entry.key.name: entry.value.double_value.value
-              for entry in slice_metrics.metric_keys_and_values
-              if not entry.key.is_diff and entry.key.model_name in ('', 'candidate')}
-    rows.append((_slice_name(slice_metrics.slice_key),
-                 *(int(values[name]) if name == 'example_count' else values.get(name, float('nan'))
-                   for name in metric_names)))
-  rows.sort(key=lambda row: row[0] != 'Overall')
+  rows = [(_slice_name(slice_key),
+           *(int(values[name]) if name == 'example_count' else values.get(name, float('nan'))
+             for name in metric_names))
+          for slice_key, values in summary.candidate_metrics_by_slice(evaluation)]
+  rows.sort(key=lambda row: (row[0] != 'Overall', row[0]))  # Overall first, then by name.
   validation = tfma.load_validation_result(evaluation)
   failures = [failure.failure_reason for per_slice in validation.metric_validations_per_slice
               for failure in per_slice.failures]

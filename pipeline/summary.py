@@ -1,13 +1,16 @@
 """What a pipeline run did, read back from ML Metadata and the artifacts it recorded."""
 
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+import os
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import ml_metadata as mlmd
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 
 from components.imdb_example_gen import executor as example_gen_executor
+from modules import features
 
 _INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
@@ -53,9 +56,7 @@ class RunSummary:
 def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str) -> RunSummary:
   """Summarizes the latest run of `pipeline_name` in the ML Metadata store."""
   store = mlmd.MetadataStore(connection_config)
-  pipeline = store.get_context_by_type_and_name('pipeline', pipeline_name)
-  runs = [context for context in store.get_children_contexts_by_context(pipeline.id)
-          if context.type == 'pipeline_run'] if pipeline else []
+  runs = pipeline_runs(store, pipeline_name)
   if not runs:
     raise ValueError(f'ML Metadata holds no run of pipeline {pipeline_name!r}')
   run = max(runs, key=lambda context: context.create_time_since_epoch)
@@ -66,14 +67,26 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
     summary.components.append(ComponentRun(
         node_id,
         metadata_store_pb2.Execution.State.Name(execution.last_known_state),
-        (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000))
+        execution_seconds(execution)))
     summary.inputs[node_id] = [
         artifact.uri for artifact in _artifacts(store, execution.id, _INPUT_EVENTS)]
-    for artifact in output_artifacts(store, execution.id):
-      type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+    for type_name, artifact in typed_outputs(store, execution.id):
       summary.outputs.setdefault(node_id, {})[type_name] = artifact.uri
       _read_artifact(type_name, artifact, summary)
   return summary
+
+
+def pipeline_runs(store: mlmd.MetadataStore,
+                  pipeline_name: str) -> List[metadata_store_pb2.Context]:
+  """The `pipeline_run` contexts of a pipeline, none when it never ran."""
+  pipeline = store.get_context_by_type_and_name('pipeline', pipeline_name)
+  return [context for context in store.get_children_contexts_by_context(pipeline.id)
+          if context.type == 'pipeline_run'] if pipeline else []
+
+
+def execution_seconds(execution: metadata_store_pb2.Execution) -> float:
+  """Wall time of an execution, from its registration to its last update."""
+  return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
 
 
 def component_id(store: mlmd.MetadataStore, execution_id: int) -> str:
@@ -92,10 +105,11 @@ def _artifacts(store: mlmd.MetadataStore, execution_id: int,
   return store.get_artifacts_by_id(artifact_ids)
 
 
-def output_artifacts(store: mlmd.MetadataStore,
-                     execution_id: int) -> List[metadata_store_pb2.Artifact]:
-  """The artifacts an execution wrote, or reused when it was cached."""
-  return _artifacts(store, execution_id, _OUTPUT_EVENTS)
+def typed_outputs(store: mlmd.MetadataStore,
+                  execution_id: int) -> List[Tuple[str, metadata_store_pb2.Artifact]]:
+  """(type name, artifact) of what an execution wrote, or reused when it was cached."""
+  return [(store.get_artifact_types_by_id([artifact.type_id])[0].name, artifact)
+          for artifact in _artifacts(store, execution_id, _OUTPUT_EVENTS)]
 
 
 def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
@@ -116,14 +130,30 @@ def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
     summary.pushed_to = properties['pushed_destination'].string_value
 
 
+def candidate_metrics_by_slice(evaluation_uri: str) -> List[Tuple[Any, Dict[str, float]]]:
+  """(slice key, {metric: value}) of the candidate model for each slice of an Evaluator output.
+
+  The overall slice's key has no `single_slice_keys`.
+  """
+  return [(slice_metrics.slice_key,
+           {entry.key.name: entry.value.double_value.value
+            for entry in slice_metrics.metric_keys_and_values
+            if not entry.key.is_diff and entry.key.model_name in ('', 'candidate')})
+          for slice_metrics in tfma.load_metrics(evaluation_uri)]
+
+
 def candidate_metrics(evaluation_uri: str) -> Dict[str, float]:
   """The candidate model's overall metrics from an Evaluator output."""
-  metrics = {}
-  for slice_metrics in tfma.load_metrics(evaluation_uri):
-    if slice_metrics.slice_key.single_slice_keys:
-      continue
-    for entry in slice_metrics.metric_keys_and_values:
-      key = entry.key
-      if key.name in _SUMMARY_METRICS and not key.is_diff and key.model_name in ('', 'candidate'):
-        metrics[key.name] = entry.value.double_value.value
-  return metrics
+  for slice_key, metrics in candidate_metrics_by_slice(evaluation_uri):
+    if not slice_key.single_slice_keys:
+      return {name: value for name, value in metrics.items() if name in _SUMMARY_METRICS}
+  return {}
+
+
+def reviews(examples_uri: str, split: str) -> Iterator[Tuple[str, int]]:
+  """(text, label) of each review in one split of an ExampleGen output."""
+  files = tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}', '*'))
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    example = tf.train.Example.FromString(record.numpy()).features.feature
+    yield (example[features.TEXT_KEY].bytes_list.value[0].decode(),
+           example[features.LABEL_KEY].int64_list.value[0])
