@@ -89,16 +89,21 @@ def run_fn(fn_args: FnArgs) -> None:
       `custom_config` holds `batch_size`, `head_dropout` and the `training.fit` settings,
       the encoder's size (used without a base model) and `warm_start_model`: a classifier
       to continue from, which takes precedence over `base_model`.
+
+  With TF_CONFIG naming several workers, each runs this and they train as one.
   """
+  strategy = training.distribution_strategy()
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   vocabulary = _vocabulary(tft_output)
-  model = _classifier(fn_args, tft_output, vocabulary)
+  with strategy.scope():
+    model = _classifier(fn_args, tft_output, vocabulary)
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
       fn_args, tft_output, (features.TOKEN_IDS_KEY, features.LABEL_KEY), _classifier_batch)
-  training.fit(model, train_dataset, eval_dataset, fn_args,
+  training.fit(model, train_dataset, eval_dataset, fn_args, strategy,
                loss=keras.losses.BinaryCrossentropy(from_logits=True),
                metrics=[keras.metrics.BinaryAccuracy(name='accuracy', threshold=0.0),
                         keras.metrics.AUC(name='auc', from_logits=True)],
                best_by='val_accuracy')
-  serving.export(model, tft_output, fn_args.serving_model_dir)
-  _save_for_warm_start(model, vocabulary, fn_args.serving_model_dir)
+  with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
+    serving.export(model, tft_output, model_dir)
+    _save_for_warm_start(model, vocabulary, model_dir)

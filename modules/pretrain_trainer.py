@@ -25,15 +25,20 @@ def run_fn(fn_args: FnArgs) -> None:
   Args:
     fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size (see
       `models.build_encoder`), `batch_size` and the `training.fit` settings.
+
+  With TF_CONFIG naming several workers, each runs this and they train as one.
   """
+  strategy = training.distribution_strategy()
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  encoder = models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config)
-  model = models.build_masked_lm(
-      encoder, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY))
+  with strategy.scope():
+    encoder = models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config)
+    model = models.build_masked_lm(
+        encoder, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY))
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
       fn_args, tft_output, _MLM_KEYS, _masked_lm_batch)
-  training.fit(model, train_dataset, eval_dataset, fn_args,
+  training.fit(model, train_dataset, eval_dataset, fn_args, strategy,
                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                metrics=[keras.metrics.SparseCategoricalAccuracy(name='masked_accuracy')])
-  model.export(fn_args.serving_model_dir, verbose=False)
-  encoder.save(os.path.join(fn_args.serving_model_dir, models.ENCODER_FILE))
+  with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
+    model.export(model_dir, verbose=False)
+    encoder.save(os.path.join(model_dir, models.ENCODER_FILE))

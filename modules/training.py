@@ -1,58 +1,61 @@
-"""The training loop both Trainers share: compile with AdamW, fit, log to TensorBoard."""
+"""The training loop both Trainers share: data-parallel over the workers that TF_CONFIG names.
 
+One loop for one machine and for many: `strategy.run` steps over each worker's share of the
+batch, AdamW all-reduces the gradients, and every epoch is validated, backed up (a killed
+attempt resumes from it) and logged to TensorBoard. Keras 3's `fit` cannot train under
+`MultiWorkerMirroredStrategy` (keras-team/keras#20585), hence a loop of our own.
+"""
+
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
-from typing import List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
+from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import models
 
 # Written to the Trainer's ModelRun directory: step timing and the metrics of each epoch.
 TRAINING_STATS_FILE = 'training_stats.json'
+# Written to the backup directory after each epoch: {"epoch": epochs finished}.
+BACKUP_PROGRESS_FILE = 'progress.json'
 
 
-class StepTimer(keras.callbacks.Callback):
-  """Times training steps after the first epoch (which pays for tracing and XLA compiling)."""
+def distribution_strategy() -> tf.distribute.Strategy:
+  """`MultiWorkerMirroredStrategy` when TF_CONFIG names more than one task, else the default.
 
-  def __init__(self, path: str):
-    super().__init__()
-    self._path = path
-    self._first_epoch = None
-    self._epoch = 0
-    self._seconds = 0.0
-    self._steps = 0
-    self._started = 0.0
-    self._history = []
+  Kubeflow's and managed training services' replicas get TF_CONFIG from the launcher. Call
+  this first in a run_fn: collective ops must be set up before TensorFlow runs any op.
+  """
+  cluster = json.loads(os.environ.get('TF_CONFIG') or '{}').get('cluster', {})
+  if sum(len(tasks) for tasks in cluster.values()) > 1:
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  return tf.distribute.get_strategy()
 
-  def on_epoch_begin(self, epoch, logs=None):
-    self._epoch = epoch
-    if self._first_epoch is None:
-      self._first_epoch = epoch  # Above 0 when training resumed from a backup.
 
-  def on_train_batch_begin(self, batch, logs=None):
-    self._started = time.perf_counter()
+@contextlib.contextmanager
+def output_dir(path: str, strategy: tf.distribute.Strategy) -> Iterator[str]:
+  """Where this worker writes `path`'s files: `path` itself on the chief, else a throwaway dir.
 
-  def on_train_batch_end(self, batch, logs=None):
-    if self._epoch > self._first_epoch:
-      self._seconds += time.perf_counter() - self._started
-      self._steps += 1
-
-  def on_epoch_end(self, epoch, logs=None):
-    self._history.append({key: float(value) for key, value in (logs or {}).items()})
-
-  def on_train_end(self, logs=None):
-    stats = {'first_epoch': self._first_epoch,
-             'timed_steps': self._steps,
-             'seconds_per_step': self._seconds / self._steps if self._steps else None,
-             'epochs': self._history}
-    with tf.io.gfile.GFile(self._path, 'w') as stats_file:
-      stats_file.write(json.dumps(stats, indent=2))
+  Every worker must save (saving may need all of them), but only the chief's copy is kept.
+  """
+  if strategy.extended.should_checkpoint:
+    yield path
+    return
+  scratch = tempfile.mkdtemp(prefix='non-chief-')
+  try:
+    yield scratch
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def backup_dir(fn_args: FnArgs) -> str:
@@ -68,39 +71,202 @@ def backup_dir(fn_args: FnArgs) -> str:
   return os.path.join(os.path.dirname(fn_args.model_run_dir.rstrip('/')), f'backup-{digest}')
 
 
+def weights_digest(model: keras.Model) -> str:
+  """SHA-256 of the model's weights: equal on every worker that trained in sync."""
+  digest = hashlib.sha256()
+  for weight in model.get_weights():
+    digest.update(np.ascontiguousarray(weight).tobytes())
+  return digest.hexdigest()
+
+
+class _Backup:
+  """The model, optimizer and finished epochs, saved after each epoch and restored on start."""
+
+  def __init__(self, directory: str, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+               strategy: tf.distribute.Strategy):
+    self._directory = directory
+    self._chief = strategy.extended.should_checkpoint
+    self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
+    # Non-chief workers save too, into a scratch folder, and restore from the chief's.
+    self._scratch = None if self._chief else tempfile.mkdtemp(prefix='non-chief-backup-')
+    self._manager = tf.train.CheckpointManager(checkpoint, self._scratch or directory, max_to_keep=1)
+    latest = tf.train.latest_checkpoint(directory)
+    if latest:
+      checkpoint.restore(latest)
+      logging.info('Resuming from %s after epoch %d', latest, int(self.epoch.numpy()))
+
+  def save(self, epochs_done: int) -> None:
+    self.epoch.assign(epochs_done)
+    self._manager.save()
+    if self._chief:
+      with tf.io.gfile.GFile(os.path.join(self._directory, BACKUP_PROGRESS_FILE), 'w') as out:
+        out.write(json.dumps({'epoch': epochs_done}))
+
+  def delete(self) -> None:
+    """Removes the backup once training finished."""
+    for directory in (self._scratch, self._directory if self._chief else None):
+      if directory and tf.io.gfile.exists(directory):
+        tf.io.gfile.rmtree(directory)
+
+
+class _Steps:
+  """The distributed training and validation steps of one model, loss and set of metrics."""
+
+  def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+               loss: keras.losses.Loss, metrics: List[keras.metrics.Metric],
+               strategy: tf.distribute.Strategy, jit_compile: bool):
+    self._model, self._optimizer, self._loss, self._strategy = model, optimizer, loss, strategy
+    # Metric variables sum over the workers when read: they are made under the strategy.
+    with strategy.scope():
+      self.train_metrics = [keras.metrics.Mean(name='loss')] + [
+          _copy(metric, metric.name) for metric in metrics]
+      self.val_metrics = [keras.metrics.Mean(name='val_loss')] + [
+          _copy(metric, f'val_{metric.name}') for metric in metrics]
+    # XLA compiles forward and backward; the update stays outside, where the gradients of
+    # several workers can be all-reduced.
+    self._gradients = tf.function(self._forward_backward, jit_compile=jit_compile)
+    self._predict = tf.function(self._forward, jit_compile=jit_compile)
+    self.train = tf.function(self._train_step)
+    self.validate = tf.function(self._validate_step)
+
+  def _forward(self, inputs, targets, weights):
+    predictions = self._model(inputs, training=False)
+    return predictions, self._loss(targets, predictions, weights)
+
+  def _forward_backward(self, inputs, targets, weights):
+    with tf.GradientTape() as tape:
+      predictions = self._model(inputs, training=True)
+      # The mean over this worker's share; the all-reduce sums the shares.
+      loss = self._loss(targets, predictions, weights)
+      scaled = loss / self._strategy.num_replicas_in_sync
+    return tape.gradient(scaled, self._model.trainable_variables), predictions, loss
+
+  def _train_step(self, iterator):
+    def step(batch):
+      inputs, targets, weights = keras.utils.unpack_x_y_sample_weight(batch)
+      gradients, predictions, loss = self._gradients(inputs, targets, weights)
+      self._optimizer.apply_gradients(zip(gradients, self._model.trainable_variables))
+      _update(self.train_metrics, loss, targets, predictions, weights)
+    self._strategy.run(step, args=(next(iterator),))
+
+  def _validate_step(self, iterator):
+    def step(batch):
+      inputs, targets, weights = keras.utils.unpack_x_y_sample_weight(batch)
+      predictions, loss = self._predict(inputs, targets, weights)
+      _update(self.val_metrics, loss, targets, predictions, weights)
+    self._strategy.run(step, args=(next(iterator),))
+
+
+def _copy(metric: keras.metrics.Metric, name: str) -> keras.metrics.Metric:
+  return type(metric).from_config({**metric.get_config(), 'name': name})
+
+
+def _update(metrics: List[keras.metrics.Metric], loss, targets, predictions, weights) -> None:
+  """The loss metric, then the others weighted by the batch's weights."""
+  metrics[0].update_state(loss)
+  for metric in metrics[1:]:
+    metric.update_state(targets, predictions, sample_weight=weights)
+
+
+def _results(metrics: List[keras.metrics.Metric]) -> Dict[str, float]:
+  """Each metric's value over all workers, then reset for the next epoch."""
+  results = {metric.name: float(metric.result()) for metric in metrics}
+  for metric in metrics:
+    metric.reset_state()
+  return results
+
+
+class _Log:
+  """Per-epoch TensorBoard scalars (train/ and validation/), step timing and the epoch history."""
+
+  def __init__(self, model_run_dir: str, strategy: tf.distribute.Strategy, first_epoch: int):
+    self._dir = model_run_dir
+    self._chief = strategy.extended.should_checkpoint
+    self._writers = {part: (tf.summary.create_file_writer(os.path.join(model_run_dir, part))
+                            if self._chief else tf.summary.create_noop_writer())
+                     for part in ('train', 'validation')}
+    self._stats = {'first_epoch': first_epoch, 'timed_steps': 0, 'seconds_per_step': None,
+                   'epochs': []}
+    self._timed_seconds = 0.0
+
+  def time_steps(self, epoch: int, steps: int, seconds: float) -> None:
+    """Counts an epoch's steps, except those of the first, which pays for tracing and XLA."""
+    if epoch > self._stats['first_epoch']:
+      self._stats['timed_steps'] += steps
+      self._timed_seconds += seconds
+      self._stats['seconds_per_step'] = self._timed_seconds / self._stats['timed_steps']
+
+  def epoch_end(self, epoch: int, logs: Dict[str, float]) -> None:
+    self._stats['epochs'].append(logs)
+    for part, writer in self._writers.items():
+      with writer.as_default(step=epoch):
+        for name, value in logs.items():
+          if name.startswith('val_') == (part == 'validation'):
+            tf.summary.scalar(f'epoch_{name.removeprefix("val_")}', value)
+    if self._chief:
+      with tf.io.gfile.GFile(os.path.join(self._dir, TRAINING_STATS_FILE), 'w') as stats_file:
+        stats_file.write(json.dumps(self._stats, indent=2))
+
+
 def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
-        fn_args: FnArgs, loss: keras.losses.Loss, metrics: List[keras.metrics.Metric],
-        best_by: Optional[str] = None) -> keras.callbacks.History:
+        fn_args: FnArgs, strategy: tf.distribute.Strategy, loss: keras.losses.Loss,
+        metrics: List[keras.metrics.Metric], best_by: Optional[str] = None) -> List[Dict[str, float]]:
   """Trains for `fn_args.train_steps` steps, validating `custom_config['epochs']` times.
 
   Args:
-    model: The model to compile and train.
-    train_dataset: Endless (inputs, targets[, weights]) batches.
+    model: The model to train, built under `strategy.scope()`.
+    train_dataset: Endless (inputs, targets[, weights]) batches of the global batch size.
     eval_dataset: Endless validation batches; `fn_args.eval_steps` of them per validation.
     fn_args: The Trainer's arguments; `custom_config` holds `epochs`, `learning_rate`,
       `warmup_fraction`, `weight_decay` and `jit_compile`.
-    loss: The training loss.
-    metrics: Metrics, weighted by the dataset's weights where it has them.
+    strategy: From `distribution_strategy()`: each worker trains on its share of each batch.
+    loss: The training loss, weighted by the dataset's weights where it has them.
+    metrics: Metrics to report, weighted likewise (copies are made under the strategy).
     best_by: A validation metric (higher is better) whose best epoch's weights are kept.
+
+  Returns:
+    The metrics of each epoch trained by this attempt (`val_` for validation).
 
   The state is backed up after each epoch (`backup_dir`): an attempt killed midway is resumed
   by the next attempt from its last finished epoch, and the backup is deleted at the end.
-  Progress bars in a terminal, one line per epoch in a log file.
+  A progress bar in a terminal, one line per epoch in a log file.
   """
   config = fn_args.custom_config
   epochs = config['epochs']
   steps_per_epoch = max(1, fn_args.train_steps // epochs)
-  model.compile(
-      optimizer=models.optimizer(config['learning_rate'], steps_per_epoch * epochs,
-                                 config['warmup_fraction'], config['weight_decay']),
-      loss=loss, weighted_metrics=metrics, jit_compile=config['jit_compile'])
-  # BackupAndRestore first: on a resumed attempt it restores before the others start.
-  callbacks = [keras.callbacks.BackupAndRestore(backup_dir(fn_args)),
-               keras.callbacks.TensorBoard(fn_args.model_run_dir),
-               StepTimer(os.path.join(fn_args.model_run_dir, TRAINING_STATS_FILE))]
-  if best_by:
-    callbacks.append(keras.callbacks.EarlyStopping(
-        monitor=best_by, mode='max', patience=epochs, restore_best_weights=True))
-  return model.fit(train_dataset, validation_data=eval_dataset, epochs=epochs,
-                   steps_per_epoch=steps_per_epoch, validation_steps=fn_args.eval_steps,
-                   callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+  with strategy.scope():
+    optimizer = models.optimizer(config['learning_rate'], steps_per_epoch * epochs,
+                                 config['warmup_fraction'], config['weight_decay'])
+    optimizer.build(model.trainable_variables)
+  steps = _Steps(model, optimizer, loss, metrics, strategy, config['jit_compile'])
+  backup = _Backup(backup_dir(fn_args), model, optimizer, strategy)
+  first_epoch = int(backup.epoch.numpy())
+  log = _Log(fn_args.model_run_dir, strategy, first_epoch)
+  logging.info('Training on %d replica(s) in sync', strategy.num_replicas_in_sync)
+  train_batches = iter(strategy.experimental_distribute_dataset(train_dataset))
+  eval_batches = iter(strategy.experimental_distribute_dataset(eval_dataset))
+  history, best = [], None
+  for epoch in range(first_epoch, epochs):
+    progress = keras.utils.Progbar(steps_per_epoch, verbose=1 if sys.stdout.isatty() else 2)
+    print(f'Epoch {epoch + 1}/{epochs}', flush=True)
+    started = time.perf_counter()
+    for step in range(steps_per_epoch):
+      steps.train(train_batches)
+      progress.update(step + 1, finalize=False)
+    log.time_steps(epoch, steps_per_epoch, time.perf_counter() - started)
+    for _ in range(fn_args.eval_steps):
+      steps.validate(eval_batches)
+    logs = {**_results(steps.train_metrics), **_results(steps.val_metrics),
+            'learning_rate': float(optimizer.learning_rate)}
+    progress.update(steps_per_epoch, values=list(logs.items()), finalize=True)
+    if best_by and (best is None or logs[best_by] > best[0]):
+      best = (logs[best_by], model.get_weights())
+    history.append(logs)
+    log.epoch_end(epoch, logs)
+    backup.save(epoch + 1)
+  if best:
+    model.set_weights(best[1])
+  backup.delete()
+  logging.info('Weights after training: %s', weights_digest(model))
+  return history

@@ -1,5 +1,6 @@
 """Shared fixtures: a small aclImdb-shaped corpus generated on the fly."""
 
+import dataclasses
 import functools
 import os
 import pathlib
@@ -17,14 +18,15 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx import v1 as tfx
 
 from modules import features, preprocessing
-from pipeline import summary
+from pipeline import configs, summary
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_PIPELINE = 'imdb-bert-smoke'
 
+# Raw features shaped as ExampleGen writes them and the pipeline's schema says: [1] each.
 _RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
-    features.TEXT_KEY: tf.io.FixedLenFeature([], tf.string),
-    features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+    features.TEXT_KEY: tf.io.FixedLenFeature([1], tf.string),
+    features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
 }))
 
 _POSITIVE_WORDS = 'great wonderful superb brilliant loved moving masterpiece delightful'.split()
@@ -70,7 +72,7 @@ def transform_reviews(reviews: List[str], labels: List[int], workdir: pathlib.Pa
   Returns:
     The transformed rows, and the folder of the transform graph (a TFTransformOutput).
   """
-  raw = [{features.TEXT_KEY: text.encode(), features.LABEL_KEY: label}
+  raw = [{features.TEXT_KEY: [text.encode()], features.LABEL_KEY: [label]}
          for text, label in zip(reviews, labels)]
   config = {'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size}
   transform_dir = str(workdir / 'transform')
@@ -89,6 +91,38 @@ def write_transformed(rows: list, transform_dir: str, path: str) -> None:
   with tf.io.TFRecordWriter(path, options='GZIP') as writer:
     for row in rows:
       writer.write(coder.encode(row))
+
+
+@pytest.fixture(scope='session')
+def transformed(tmp_path_factory) -> Tuple[pathlib.Path, str]:
+  """(folder with train.gz and eval.gz, Transform output) of 200 generated reviews, smoke-sized."""
+  workdir = tmp_path_factory.mktemp('transformed')
+  smoke = configs.PRESETS['smoke']
+  rng = random.Random(11)
+  labels = [i % 2 for i in range(200)]
+  rows, transform_dir = transform_reviews(
+      [make_review(rng, positive=label == 1) for label in labels], labels, workdir,
+      smoke.sequence_length, smoke.vocabulary_size)
+  write_transformed(rows[:160], transform_dir, str(workdir / 'train.gz'))
+  write_transformed(rows[160:], transform_dir, str(workdir / 'eval.gz'))
+  return workdir, transform_dir
+
+
+def trainer_fn_args(workdir: pathlib.Path, transform_dir: str, name: str, epochs: int,
+                    steps_per_epoch: int) -> dict:
+  """The FnArgs fields TFX gives the PretrainTrainer on the `transformed` data, as a dict.
+
+  Outputs go to folders `model/NAME` and `model_run/NAME` of `workdir`.
+  """
+  smoke = configs.PRESETS['smoke']
+  schedule = dataclasses.replace(smoke.pretraining, epochs=epochs)
+  return {
+      'train_files': [str(workdir / 'train.gz')], 'eval_files': [str(workdir / 'eval.gz')],
+      'train_steps': epochs * steps_per_epoch, 'eval_steps': 1, 'transform_output': transform_dir,
+      'serving_model_dir': str(workdir / 'model' / name),
+      'model_run_dir': str(workdir / 'model_run' / name),
+      'custom_config': {**dataclasses.asdict(smoke.encoder), **dataclasses.asdict(schedule)},
+  }
 
 
 def smoke_run_command(corpus: pathlib.Path, output_dir: pathlib.Path, *extra_args: str,

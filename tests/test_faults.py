@@ -1,25 +1,20 @@
 """Faults: a killed Trainer, or a killed pipeline run, resumes from the last finished epoch."""
 
-import dataclasses
 import glob
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.atomic_pusher.component import PUSH_LOG
 from modules import training
-from pipeline import configs
-from tests.conftest import (REPO_ROOT, SMOKE_PIPELINE, make_review, run_smoke_pipeline,
-                            smoke_run_command, transform_reviews, write_corpus, write_transformed)
+from tests.conftest import (REPO_ROOT, SMOKE_PIPELINE, run_smoke_pipeline, smoke_run_command,
+                            trainer_fn_args, write_corpus)
 
-PRESET = configs.PRESETS['smoke']
 EPOCHS = 6
 _ATTEMPT_SCRIPT = '''
 import json, sys
@@ -32,7 +27,6 @@ pretrain_trainer.run_fn(FnArgs(**json.loads(sys.argv[1])))
 _LONG_PRETRAINING_RUNNER = f'''
 import dataclasses, sys
 import local_runner
-from pipeline import configs
 smoke = configs.PRESETS['smoke']
 configs.PRESETS['smoke'] = dataclasses.replace(smoke, pretraining=dataclasses.replace(
     smoke.pretraining, steps={EPOCHS} * smoke.pretraining.steps, epochs={EPOCHS}))
@@ -42,29 +36,9 @@ UPSTREAM_OF_PRETRAINING = ('ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen',
                            'DataGate', 'Transform')
 
 
-@pytest.fixture(scope='module')
-def transformed(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('faults')
-  rng = random.Random(11)
-  labels = [i % 2 for i in range(200)]
-  rows, transform_dir = transform_reviews(
-      [make_review(rng, positive=label == 1) for label in labels], labels, workdir,
-      PRESET.sequence_length, PRESET.vocabulary_size)
-  write_transformed(rows[:160], transform_dir, str(workdir / 'train.gz'))
-  write_transformed(rows[160:], transform_dir, str(workdir / 'eval.gz'))
-  return workdir, transform_dir
-
-
 def _fn_args(workdir, transform_dir, attempt):
   """What TFX gives each attempt: the same inputs, new output folders."""
-  schedule = dataclasses.replace(PRESET.pretraining, epochs=EPOCHS)
-  return {
-      'train_files': [str(workdir / 'train.gz')], 'eval_files': [str(workdir / 'eval.gz')],
-      'train_steps': EPOCHS * 150, 'eval_steps': 1, 'transform_output': transform_dir,
-      'serving_model_dir': str(workdir / 'model' / str(attempt)),
-      'model_run_dir': str(workdir / 'model_run' / str(attempt)),
-      'custom_config': {**dataclasses.asdict(PRESET.encoder), **dataclasses.asdict(schedule)},
-  }
+  return trainer_fn_args(workdir, transform_dir, f'attempt-{attempt}', EPOCHS, steps_per_epoch=150)
 
 
 def _wait_for_epoch(progress_pattern: str, epoch: int, process: subprocess.Popen) -> str:
@@ -92,7 +66,7 @@ def test_a_killed_trainer_resumes_from_its_last_epoch(transformed):
   first_args, second_args = (_fn_args(workdir, transform_dir, attempt) for attempt in (1, 2))
   backup = training.backup_dir(FnArgs(**first_args))
   assert backup == training.backup_dir(FnArgs(**second_args))
-  progress = os.path.join(backup, 'training_metadata.json')
+  progress = os.path.join(backup, training.BACKUP_PROGRESS_FILE)
 
   first = _attempt(first_args)
   _wait_for_epoch(progress, 2, first)
@@ -117,7 +91,7 @@ def test_a_pipeline_killed_in_pretraining_reruns_from_cache_resumes_and_pushes_o
   killed = subprocess.Popen(smoke_run_command(corpus, output_dir, runner=runner), cwd=REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   progress = _wait_for_epoch(str(output_dir / 'pipelines' / SMOKE_PIPELINE / 'PretrainTrainer' /
-                                 '*' / 'backup-*' / 'training_metadata.json'), 2, killed)
+                                 '*' / 'backup-*' / training.BACKUP_PROGRESS_FILE), 2, killed)
   killed.send_signal(signal.SIGKILL)
   killed.wait()
   resumed_from = json.load(open(progress))['epoch']
