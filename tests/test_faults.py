@@ -27,6 +27,7 @@ pretrain_trainer.run_fn(FnArgs(**json.loads(sys.argv[1])))
 _LONG_PRETRAINING_RUNNER = f'''
 import dataclasses, sys
 import local_runner
+from pipeline import configs
 smoke = configs.PRESETS['smoke']
 configs.PRESETS['smoke'] = dataclasses.replace(smoke, pretraining=dataclasses.replace(
     smoke.pretraining, steps={EPOCHS} * smoke.pretraining.steps, epochs={EPOCHS}))
