@@ -92,8 +92,21 @@ def create_pipeline(
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
-  # Any anomaly fails the run here, naming span, split and feature: nothing trains on bad data.
-  data_gate = DataGate(anomalies=example_validator.outputs['anomalies'])
+  # Retraining: the previous run's statistics (resolved before this run's exist), to compare
+  # the new span with the one that run read.
+  previous_statistics = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+      statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                 producer_component_id=statistics_gen.id, output_key='statistics'),
+  ).with_id('previous_statistics_resolver') if span_window else None
+  if previous_statistics:
+    statistics_gen.add_upstream_node(previous_statistics)
+  # Any anomaly, or a large skew from the previous span, fails the run here, naming span,
+  # split and feature: nothing trains on bad data.
+  data_gate = DataGate(
+      anomalies=example_validator.outputs['anomalies'],
+      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'],
+      previous_statistics=previous_statistics.outputs['statistics'] if previous_statistics else None)
 
   # Standardized text → vocabulary → token ids and BERT masking, in one graph that serving reuses.
   transform = tfx.components.Transform(
@@ -157,7 +170,8 @@ def create_pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
       components=[component for component in (
-          example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
+          example_gen, statistics_gen, schema_gen, example_validator, previous_statistics,
+          data_gate, transform,
           pretrain_trainer, model_resolver, classifier_trainer, evaluator, pusher) if component],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,

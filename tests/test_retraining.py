@@ -8,9 +8,13 @@ from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, 
 SPAN_WINDOW = 2
 
 
-def _drop(drops, span, tmp_path, invert_training_labels=False):
-  """Writes drop `span-N/` in the aclImdb layout; optionally with every training label flipped."""
+def _drop(drops, span, tmp_path, invert_training_labels=False, few_negative_tests=False):
+  """Writes drop `span-N/` in the aclImdb layout; optionally with every training label flipped,
+  or with all but 5 negative test reviews left out."""
   corpus = write_corpus(tmp_path / f'generated-{span}', reviews_per_folder=120, seed=span)
+  if few_negative_tests:
+    for review in sorted((corpus / 'test' / 'neg').iterdir())[5:]:
+      review.unlink()
   if invert_training_labels:
     train = corpus / 'train'
     (train / 'pos').rename(train / 'was-pos')
@@ -34,7 +38,7 @@ def _pushed_versions(output_dir):
   return sorted(name for name in os.listdir(serving) if name.isdigit()) if serving.exists() else []
 
 
-def test_four_drops_train_on_a_rolling_window_and_push_only_blessed_models(tmp_path):
+def test_drops_train_on_a_rolling_window_push_only_blessed_models_and_stop_on_skew(tmp_path):
   drops, output_dir = tmp_path / 'drops', tmp_path / 'out'
   drops.mkdir()
 
@@ -71,4 +75,16 @@ def test_four_drops_train_on_a_rolling_window_and_push_only_blessed_models(tmp_p
   assert fourth.blessed is False
   assert fourth.pushed_to is None
   assert fourth.test_metrics['binary_accuracy'] < second.test_metrics['binary_accuracy']
+  assert _pushed_versions(output_dir) == pushed_before
+
+  # Drop 5's test reviews are almost all positive: its labels are far from drop 4's, and the
+  # data gate stops the run before anything trains.
+  _drop(drops, 5, tmp_path, few_negative_tests=True)
+  result, fifth = run_smoke_pipeline(drops, output_dir, '--span-window', str(SPAN_WINDOW))
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "span 5 against span 4, split 'test', feature 'label': High approximate Jensen-Shannon" \
+      in result.stderr
+  states = {component.component_id: component.state for component in fifth.components}
+  assert states['DataGate'] == 'FAILED'
+  assert 'Transform' not in states
   assert _pushed_versions(output_dir) == pushed_before

@@ -1,24 +1,35 @@
-"""DataGate: fails the run when ExampleValidator reported anomalies in any split.
+"""DataGate: fails the run on anomalies in any split, or on a large skew from the previous span.
 
 ExampleValidator records anomalies but never stops a run. Placed before Transform, this gate
 turns them into a failed component whose error names the span, the split and the feature, so
-nothing downstream (Transform, the Trainers, the Pusher) runs on bad data.
+nothing downstream (Transform, the Trainers, the Pusher) runs on bad data. With the previous
+run's statistics, it also compares the newest span's `test` split (which holds that span
+alone) with the previous span's, using the drift comparators of the curated schema.
 """
 
 import os
-from typing import List
+from typing import List, Optional
 
+import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
+from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-# What ExampleValidator writes in each split's folder.
+# What ExampleValidator writes in each split's folder, and ImportSchemaGen in its.
 _ANOMALIES_FILE = 'SchemaDiff.pb'
+_SCHEMA_FILE = 'schema.pbtxt'
+# The split that holds the newest span alone (ImdbExampleGen), compared span to span.
+SKEW_SPLIT = 'test'
+# Anomaly types of the drift comparators.
+_SKEW_TYPES = (anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
+               anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
+               anomalies_pb2.AnomalyInfo.COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH)
 
 
 class DataAnomaliesError(RuntimeError):
-  """ExampleValidator found anomalies: the data must be fixed, or the schema updated."""
+  """Anomalies, or a large skew between spans: the data must be fixed, or the schema updated."""
 
 
 def _anomaly_lines(anomalies: tfx.types.standard_artifacts.ExampleAnomalies) -> List[str]:
@@ -36,17 +47,51 @@ def _anomaly_lines(anomalies: tfx.types.standard_artifacts.ExampleAnomalies) -> 
   return lines
 
 
+def _skew_lines(statistics: tfx.types.standard_artifacts.ExampleStatistics,
+                previous: Optional[tfx.types.standard_artifacts.ExampleStatistics],
+                schema: tfx.types.standard_artifacts.Schema) -> List[str]:
+  """One line per feature whose distribution moved past its drift comparator's threshold.
+
+  Only a previous run that read an earlier span is compared with (a rerun of the same span,
+  e.g. after a failure, has nothing newer to compare).
+  """
+  if previous is None or previous.span >= statistics.span:
+    return []
+  current_stats, previous_stats = (
+      stats_artifact_utils.load_statistics(artifact, SKEW_SPLIT).proto()
+      for artifact in (statistics, previous))
+  report = tfdv.validate_statistics(
+      current_stats, tfdv.load_schema_text(os.path.join(schema.uri, _SCHEMA_FILE)),
+      previous_statistics=previous_stats)
+  where = f'span {statistics.span} against span {previous.span}, split {SKEW_SPLIT!r}'
+  return [f'{where}, feature {feature!r}: {_describe(info)}'
+          for feature, info in sorted(report.anomaly_info.items())
+          if any(reason.type in _SKEW_TYPES for reason in info.reason)]
+
+
 def _describe(info: anomalies_pb2.AnomalyInfo) -> str:
   return '; '.join(f'{reason.short_description}: {reason.description}' for reason in info.reason) \
       or info.description
 
 
 @tfx.dsl.components.component
-def DataGate(anomalies: tfx.dsl.components.InputArtifact[
-    tfx.types.standard_artifacts.ExampleAnomalies]) -> None:
-  """Raises DataAnomaliesError listing every anomaly; passes when there is none."""
-  lines = _anomaly_lines(anomalies)
+def DataGate(
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    previous_statistics: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.ExampleStatistics] = None,
+) -> None:
+  """Raises DataAnomaliesError listing every anomaly and skew; passes when there is none.
+
+  Args:
+    anomalies: ExampleValidator's findings.
+    statistics: This run's statistics.
+    schema: The curated schema, whose drift comparators bound the skew between spans.
+    previous_statistics: The previous run's statistics (scheduled retraining), if any.
+  """
+  lines = _anomaly_lines(anomalies) + _skew_lines(statistics, previous_statistics, schema)
   if lines:
     raise DataAnomaliesError(
-        f'ExampleValidator found anomalies in {anomalies.uri}; fix the data or '
-        'update pipeline/schema/schema.pbtxt:\n  ' + '\n  '.join(lines))
+        f'The data failed its checks (anomalies in {anomalies.uri}, or skew from the previous '
+        'span); fix the data or update pipeline/schema/schema.pbtxt:\n  ' + '\n  '.join(lines))

@@ -156,6 +156,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                                 _settings(exec_properties)[2])
     super().Do(input_dict, output_dict, exec_properties)
     examples.set_string_custom_property(SPANS_PROPERTY, ','.join(map(str, self._spans)))
+    # The newest drop, as a property (the driver records it as a custom one only): StatisticsGen
+    # and ExampleValidator pass it on, and the data gate names and compares spans by it.
+    examples.span = self._spans[-1]
     report = read_report(examples.uri)
     for name, count in report['counts'].items():
       examples.set_int_custom_property(f'num_{name}', count)
