@@ -1,0 +1,101 @@
+"""Benchmark of the MLM training step alone: writes bench/results/training-step-PRESET.{json,md}.
+
+Runs `modules/training.fit` (the loop both Trainers use) on the preset's masked-LM with random
+batches of the preset's shapes, without the pipeline: a few minutes instead of the full run, for
+comparing changes to the loop, the model or the thread settings. Same FLOP count and matmul
+peak as bench/run_benchmark.py.
+
+Usage: python bench/training_step.py [--preset default] [--steps 20]
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import sys
+import tempfile
+
+import keras
+import tensorflow as tf
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from modules import features, models, training
+from pipeline import configs
+from run_benchmark import (RESULTS_DIR, machine, matmul_flops_per_second,  # This folder's.
+                           mlm_training_flops_per_sequence)
+
+EPOCHS = 3  # The first pays for tracing and XLA and is not timed.
+
+
+def _random_batches(preset: configs.Preset) -> tf.data.Dataset:
+  """One masked-LM batch of the preset's shapes, repeated: ids drawn uniformly from the vocabulary
+  once, so that the timing is the step's alone."""
+  batch, length = preset.pretraining.batch_size, preset.sequence_length
+  predictions = features.max_predictions(length)
+
+  def draw():
+    inputs = {
+        features.TOKEN_IDS_KEY: tf.random.uniform(
+            [batch, length], features.NUM_SPECIAL_TOKENS, preset.vocabulary_size, tf.int64),
+        models.MASK_POSITIONS_INPUT: tf.random.uniform([batch, predictions], 1, length - 1, tf.int64),
+    }
+    labels = tf.random.uniform(
+        [batch, predictions], features.NUM_SPECIAL_TOKENS, preset.vocabulary_size, tf.int64)
+    return inputs, labels, tf.ones([batch, predictions])
+
+  return tf.data.Dataset.from_tensors(draw()).repeat()
+
+
+def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> float:
+  """Mean seconds of a timed MLM training step of `training.fit`."""
+  strategy = training.distribution_strategy()
+  workdir = tempfile.mkdtemp(prefix='training-step-')
+  config = {**dataclasses.asdict(preset.encoder), **dataclasses.asdict(preset.pretraining),
+            'epochs': EPOCHS}
+  fn_args = FnArgs(train_files=[], eval_files=[], train_steps=EPOCHS * steps_per_epoch,
+                   eval_steps=1, transform_output=workdir, custom_config=config,
+                   model_run_dir=os.path.join(workdir, 'run'),
+                   serving_model_dir=os.path.join(workdir, 'model'))
+  with strategy.scope():
+    encoder = models.build_encoder(preset.vocabulary_size, preset.sequence_length, config)
+    model = models.build_masked_lm(encoder, features.max_predictions(preset.sequence_length))
+  batches = _random_batches(preset)
+  training.fit(model, batches, batches, fn_args, strategy,
+               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               metrics=[keras.metrics.SparseCategoricalAccuracy(name='masked_accuracy')])
+  with open(os.path.join(fn_args.model_run_dir, training.TRAINING_STATS_FILE)) as stats_file:
+    return json.load(stats_file)['seconds_per_step']
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--preset', choices=sorted(configs.PRESETS), default='default')
+  parser.add_argument('--steps', type=int, default=20, help='Steps per epoch')
+  args = parser.parse_args()
+  preset = configs.PRESETS[args.preset]
+  matmul = matmul_flops_per_second()
+  seconds = seconds_per_step(preset, args.steps)
+  achieved = mlm_training_flops_per_sequence(preset) * preset.pretraining.batch_size / seconds
+  result = {'preset': args.preset, 'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'machine': machine(), 'timed_steps': (EPOCHS - 1) * args.steps,
+            'seconds_per_step': seconds,
+            'tokens_per_second': preset.pretraining.batch_size * preset.sequence_length / seconds,
+            'achieved_gflops': achieved / 1e9, 'matmul_gflops': matmul / 1e9,
+            'flops_ratio': achieved / matmul}
+  table = (f"# MLM training step: preset `{args.preset}`, {result['date']}\n\n"
+           f"Machine: {result['machine']['cores']} cores, {result['machine']['cpu']}\n\n"
+           '| measure | value |\n| --- | --- |\n'
+           f"| seconds per step ({result['timed_steps']} timed) | {seconds:.3f} |\n"
+           f"| tokens/s | {result['tokens_per_second']:.0f} |\n"
+           f"| achieved / matmul FLOP/s | {result['flops_ratio']:.3f} "
+           f"({result['achieved_gflops']:.1f} / {result['matmul_gflops']:.1f} GFLOP/s) |\n")
+  RESULTS_DIR.mkdir(exist_ok=True)
+  (RESULTS_DIR / f'training-step-{args.preset}.json').write_text(json.dumps(result, indent=2))
+  (RESULTS_DIR / f'training-step-{args.preset}.md').write_text(table)
+  print(table)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
