@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import models, training
 from tests.conftest import REPO_ROOT, trainer_fn_args
@@ -60,4 +61,4 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(transformed, module,
   assert sorted(os.listdir(fn_args['serving_model_dir'])).count(saved_file) == 1
   stats = json.load(open(os.path.join(fn_args['model_run_dir'], training.TRAINING_STATS_FILE)))
   assert len(stats['epochs']) == 2
-  assert not os.path.exists(training.backup_dir(training.FnArgs(**fn_args)))
+  assert not os.path.exists(training.backup_dir(FnArgs(**fn_args)))
