@@ -80,17 +80,17 @@ def weights_digest(model: keras.Model) -> str:
 
 
 class _Backup:
-  """The model, optimizer and finished epochs, saved after each epoch and restored on start."""
+  """The model, optimizer and finished epochs, saved after each epoch and restored on start.
 
-  def __init__(self, directory: str, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-               strategy: tf.distribute.Strategy):
-    self._directory = directory
-    self._chief = strategy.extended.should_checkpoint
+  Restores from `directory` (the chief's backup) and saves to `save_to` (`output_dir` of it).
+  """
+
+  def __init__(self, directory: str, save_to: str, model: keras.Model,
+               optimizer: keras.optimizers.Optimizer):
+    self._save_to = save_to
     self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
-    # Non-chief workers save too, into a scratch folder, and restore from the chief's.
-    self._scratch = None if self._chief else tempfile.mkdtemp(prefix='non-chief-backup-')
-    self._manager = tf.train.CheckpointManager(checkpoint, self._scratch or directory, max_to_keep=1)
+    self._manager = tf.train.CheckpointManager(checkpoint, save_to, max_to_keep=1)
     latest = tf.train.latest_checkpoint(directory)
     if latest:
       checkpoint.restore(latest)
@@ -99,15 +99,13 @@ class _Backup:
   def save(self, epochs_done: int) -> None:
     self.epoch.assign(epochs_done)
     self._manager.save()
-    if self._chief:
-      with tf.io.gfile.GFile(os.path.join(self._directory, BACKUP_PROGRESS_FILE), 'w') as out:
-        out.write(json.dumps({'epoch': epochs_done}))
+    with tf.io.gfile.GFile(os.path.join(self._save_to, BACKUP_PROGRESS_FILE), 'w') as out:
+      out.write(json.dumps({'epoch': epochs_done}))
 
   def delete(self) -> None:
     """Removes the backup once training finished."""
-    for directory in (self._scratch, self._directory if self._chief else None):
-      if directory and tf.io.gfile.exists(directory):
-        tf.io.gfile.rmtree(directory)
+    if tf.io.gfile.exists(self._save_to):
+      tf.io.gfile.rmtree(self._save_to)
 
 
 class _Steps:
@@ -180,11 +178,9 @@ def _results(metrics: List[keras.metrics.Metric]) -> Dict[str, float]:
 class _Log:
   """Per-epoch TensorBoard scalars (train/ and validation/), step timing and the epoch history."""
 
-  def __init__(self, model_run_dir: str, strategy: tf.distribute.Strategy, first_epoch: int):
+  def __init__(self, model_run_dir: str, first_epoch: int):
     self._dir = model_run_dir
-    self._chief = strategy.extended.should_checkpoint
-    self._writers = {part: (tf.summary.create_file_writer(os.path.join(model_run_dir, part))
-                            if self._chief else tf.summary.create_noop_writer())
+    self._writers = {part: tf.summary.create_file_writer(os.path.join(model_run_dir, part))
                      for part in ('train', 'validation')}
     self._stats = {'first_epoch': first_epoch, 'timed_steps': 0, 'seconds_per_step': None,
                    'epochs': []}
@@ -204,9 +200,8 @@ class _Log:
         for name, value in logs.items():
           if name.startswith('val_') == (part == 'validation'):
             tf.summary.scalar(f'epoch_{name.removeprefix("val_")}', value)
-    if self._chief:
-      with tf.io.gfile.GFile(os.path.join(self._dir, TRAINING_STATS_FILE), 'w') as stats_file:
-        stats_file.write(json.dumps(self._stats, indent=2))
+    with tf.io.gfile.GFile(os.path.join(self._dir, TRAINING_STATS_FILE), 'w') as stats_file:
+      stats_file.write(json.dumps(self._stats, indent=2))
 
 
 def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
@@ -240,33 +235,36 @@ def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.dat
                                  config['warmup_fraction'], config['weight_decay'])
     optimizer.build(model.trainable_variables)
   steps = _Steps(model, optimizer, loss, metrics, strategy, config['jit_compile'])
-  backup = _Backup(backup_dir(fn_args), model, optimizer, strategy)
-  first_epoch = int(backup.epoch.numpy())
-  log = _Log(fn_args.model_run_dir, strategy, first_epoch)
   logging.info('Training on %d replica(s) in sync', strategy.num_replicas_in_sync)
   train_batches = iter(strategy.experimental_distribute_dataset(train_dataset))
   eval_batches = iter(strategy.experimental_distribute_dataset(eval_dataset))
   history, best = [], None
-  for epoch in range(first_epoch, epochs):
-    progress = keras.utils.Progbar(steps_per_epoch, verbose=1 if sys.stdout.isatty() else 2)
-    print(f'Epoch {epoch + 1}/{epochs}', flush=True)
-    started = time.perf_counter()
-    for step in range(steps_per_epoch):
-      steps.train(train_batches)
-      progress.update(step + 1, finalize=False)
-    log.time_steps(epoch, steps_per_epoch, time.perf_counter() - started)
-    for _ in range(fn_args.eval_steps):
-      steps.validate(eval_batches)
-    logs = {**_results(steps.train_metrics), **_results(steps.val_metrics),
-            'learning_rate': float(optimizer.learning_rate)}
-    progress.update(steps_per_epoch, values=list(logs.items()), finalize=True)
-    if best_by and (best is None or logs[best_by] > best[0]):
-      best = (logs[best_by], model.get_weights())
-    history.append(logs)
-    log.epoch_end(epoch, logs)
-    backup.save(epoch + 1)
+  # Every worker writes; only the chief's folders are the real ones (see `output_dir`).
+  with output_dir(fn_args.model_run_dir, strategy) as model_run_dir, \
+      output_dir(backup_dir(fn_args), strategy) as backup_to:
+    backup = _Backup(backup_dir(fn_args), backup_to, model, optimizer)
+    first_epoch = int(backup.epoch.numpy())
+    log = _Log(model_run_dir, first_epoch)
+    for epoch in range(first_epoch, epochs):
+      progress = keras.utils.Progbar(steps_per_epoch, verbose=1 if sys.stdout.isatty() else 2)
+      print(f'Epoch {epoch + 1}/{epochs}', flush=True)
+      started = time.perf_counter()
+      for step in range(steps_per_epoch):
+        steps.train(train_batches)
+        progress.update(step + 1, finalize=False)
+      log.time_steps(epoch, steps_per_epoch, time.perf_counter() - started)
+      for _ in range(fn_args.eval_steps):
+        steps.validate(eval_batches)
+      logs = {**_results(steps.train_metrics), **_results(steps.val_metrics),
+              'learning_rate': float(optimizer.learning_rate)}
+      progress.update(steps_per_epoch, values=list(logs.items()), finalize=True)
+      if best_by and (best is None or logs[best_by] > best[0]):
+        best = (logs[best_by], model.get_weights())
+      history.append(logs)
+      log.epoch_end(epoch, logs)
+      backup.save(epoch + 1)
+    backup.delete()
   if best:
     model.set_weights(best[1])
-  backup.delete()
   logging.info('Weights after training: %s', weights_digest(model))
   return history

@@ -17,9 +17,8 @@ from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-# What ExampleValidator writes in each split's folder, and ImportSchemaGen in its.
+# What ExampleValidator writes in each split's folder.
 _ANOMALIES_FILE = 'SchemaDiff.pb'
-_SCHEMA_FILE = 'schema.pbtxt'
 # The split that holds the newest span alone (ImdbExampleGen), compared span to span.
 SKEW_SPLIT = 'test'
 # Anomaly types of the drift comparators.
@@ -61,7 +60,7 @@ def _skew_lines(statistics: tfx.types.standard_artifacts.ExampleStatistics,
       stats_artifact_utils.load_statistics(artifact, SKEW_SPLIT).proto()
       for artifact in (statistics, previous))
   report = tfdv.validate_statistics(
-      current_stats, tfdv.load_schema_text(os.path.join(schema.uri, _SCHEMA_FILE)),
+      current_stats, io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri)),
       previous_statistics=previous_stats)
   where = f'span {statistics.span} against span {previous.span}, split {SKEW_SPLIT!r}'
   return [f'{where}, feature {feature!r}: {_describe(info)}'
