@@ -1,0 +1,244 @@
+"""Does MLM pretraining earn its place? Variants of pretraining and fine-tuning, side by side.
+
+Each variant pretrains the encoder of `modules/models.py` with masked-LM on train+unsup (or
+not at all), fine-tunes the classifier on train and reports its best accuracy on `eval` (never
+`test`). Variants differ in pretraining steps, learning rates, dropout, width, vocabulary, pooling
+and seed. Too slow for a 2-core CPU as a sweep (each pretraining is the default run's half hour),
+it was written to run on a lent GPU machine, which has Keras 3 but not TensorFlow:
+
+  # Here (TensorFlow): the token ids of a finished default run's Transform output.
+  python bench/pretraining_sweep.py export bench/tmp/default/root/Transform/transformed_examples/ID ids.npz
+  # There (any Keras 3 backend, e.g. KERAS_BACKEND=torch): every variant, in parallel processes.
+  python bench/pretraining_sweep.py sweep ids.npz bench/results/pretraining-sweep.jsonl
+  python bench/pretraining_sweep.py report bench/results/pretraining-sweep.jsonl  # → .md beside it
+
+Masking follows Transform's: 15% of the real tokens, once per review, 80/10/10.
+"""
+
+import argparse
+import collections
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+# name: arguments of `run`. r_ = random encoder, p_ = pretrained; _sN = seed N.
+VARIANTS = {
+    'r_cls': '--pre_steps 0', 'r_cls_s1': '--pre_steps 0 --seed 1', 'r_cls_s2': '--pre_steps 0 --seed 2',
+    'r_mean': '--pre_steps 0 --pooling mean',
+    'r_lr1e3': '--pre_steps 0 --ft_lr 1e-3', 'r_lr1e3_s1': '--pre_steps 0 --ft_lr 1e-3 --seed 1',
+    'r_lr1e3_s2': '--pre_steps 0 --ft_lr 1e-3 --seed 2',
+    'p_cls': '', 'p_cls_s1': '--seed 1', 'p_cls_s2': '--seed 2', 'p_mean': '--pooling mean',
+    'p_lr1e3': '--ft_lr 1e-3', 'p_lr1e3_s1': '--ft_lr 1e-3 --seed 1',
+    'p_lr1e3_s2': '--ft_lr 1e-3 --seed 2', 'p_cls_ftlr1e4': '--ft_lr 1e-4',
+    'p_d0_mean': '--pre_dropout 0 --ft_dropout 0.1 --pooling mean',
+    'p_d0_lr1e3': '--pre_dropout 0 --ft_dropout 0.1 --ft_lr 1e-3',
+    'p_lr3_cls': '--pre_lr 3e-3',
+    'p_d0_lr3_cls': '--pre_dropout 0 --ft_dropout 0.1 --pre_lr 3e-3',
+    'p_d0_lr3_mean': '--pre_dropout 0 --ft_dropout 0.1 --pre_lr 3e-3 --pooling mean',
+    'p_v8k_d0_mean': '--vocab 8000 --pre_dropout 0 --ft_dropout 0.1 --pooling mean',
+    'p_long_cls': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4',
+    'p_long_cls_lr1e3': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --ft_lr 1e-3 --checks 4',
+    'p_long_d0_mean': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --pooling mean --checks 12',
+    'h64_r': '--pre_steps 0 --hidden 64 --inter 256',
+    'h64_p': '--pre_steps 3800 --hidden 64 --inter 256 --pre_dropout 0 --ft_dropout 0.1 --checks 8',
+    'h64_p_lr2': '--pre_steps 3800 --hidden 64 --inter 256 --pre_dropout 0 --ft_dropout 0.1 --pre_lr 2e-3 --checks 8',
+}
+
+
+def export(transformed_examples: str, npz_path: str) -> None:
+  """Writes the token ids and labels of each split of a Transform output to `npz_path`."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from modules import features  # pylint: disable=import-outside-toplevel
+  arrays = {}
+  for split_dir in sorted(pathlib.Path(transformed_examples).glob('Split-*')):
+    split = split_dir.name[len('Split-'):]
+    files = sorted(str(path) for path in split_dir.glob('*.gz'))
+    first = next(iter(tf.data.TFRecordDataset(files[:1], compression_type='GZIP')))
+    length = len(tf.train.Example.FromString(first.numpy()).features.feature[
+        features.TOKEN_IDS_KEY].int64_list.value)
+    spec = {features.TOKEN_IDS_KEY: tf.io.FixedLenFeature([length], tf.int64),
+            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    batches = list(tf.data.TFRecordDataset(files, compression_type='GZIP').batch(4096)
+                   .map(lambda records: tf.io.parse_example(records, spec)).as_numpy_iterator())
+    arrays[f'{split}_ids'] = np.concatenate([b[features.TOKEN_IDS_KEY] for b in batches]).astype(np.uint16)
+    arrays[f'{split}_labels'] = np.concatenate([b[features.LABEL_KEY] for b in batches]).astype(np.int8)
+  np.savez_compressed(npz_path, **arrays)
+
+
+def _import_models():
+  """modules.models and features; without TensorFlow, only the BERT parts of keras_hub load
+  (its top-level import needs TensorFlow)."""
+  if importlib.util.find_spec('tensorflow') is None:
+    package = types.ModuleType('keras_hub')
+    package.__path__ = list(importlib.util.find_spec('keras_hub').submodule_search_locations)
+    sys.modules['keras_hub'] = package
+    from keras_hub.src.layers.modeling.masked_lm_head import MaskedLMHead  # pylint: disable=import-outside-toplevel
+    from keras_hub.src.models.bert.bert_backbone import BertBackbone  # pylint: disable=import-outside-toplevel
+    package.models = types.SimpleNamespace(BertBackbone=BertBackbone)
+    package.layers = types.SimpleNamespace(MaskedLMHead=MaskedLMHead)
+  from modules import features, models  # pylint: disable=import-outside-toplevel
+  return features, models
+
+
+def _mask(ids, rng, vocabulary_size, features, predictions):
+  """BERT masking of a [reviews, length] id array, as Transform does it."""
+  real = (ids >= features.NUM_SPECIAL_TOKENS) | (ids == features.UNK_ID)
+  selected = np.clip(np.round(real.sum(1) * features.MASK_SELECTION_RATE), 1, predictions)
+  scores = np.where(real, rng.random(ids.shape), -1.0)
+  positions = np.argsort(-scores, axis=1)[:, :predictions]
+  in_use = ((np.arange(predictions)[None] < selected[:, None])
+            & (np.take_along_axis(scores, positions, 1) >= 0))
+  positions = np.where(in_use, positions, 0)
+  labels = np.take_along_axis(ids, positions, 1) * in_use
+  action = rng.random(positions.shape)
+  replacement = np.where(
+      action < features.MASK_TOKEN_RATE, features.MASK_ID,
+      np.where(action < features.MASK_TOKEN_RATE + features.RANDOM_TOKEN_RATE,
+               rng.integers(features.NUM_SPECIAL_TOKENS, vocabulary_size, positions.shape), labels))
+  masked = ids.copy()
+  rows = np.broadcast_to(np.arange(len(ids))[:, None], positions.shape)
+  masked[rows[in_use], positions[in_use]] = replacement[in_use]
+  return {'token_ids': masked, 'mask_positions': positions}, labels, in_use.astype('float32')
+
+
+def _classifier(keras, models, encoder, pooling):
+  """The pipeline's [CLS] classifier, or one on the mean of the sequence output."""
+  if pooling == 'cls':
+    return models.build_classifier(encoder, 0.1)
+  token_ids = keras.Input((encoder.max_sequence_length,), dtype='int64', name='token_ids')
+  sequence = models._encode(encoder, token_ids)['sequence_output']  # pylint: disable=protected-access
+  real = keras.ops.cast(keras.ops.not_equal(token_ids, 0), sequence.dtype)[..., None]
+  pooled = keras.ops.sum(sequence * real, 1) / keras.ops.sum(real, 1)
+  return keras.Model({'token_ids': token_ids}, keras.layers.Dense(1)(keras.layers.Dropout(0.1)(pooled)))
+
+
+def run(args) -> dict:
+  """One variant: pretrain (unless --pre_steps 0), fine-tune, best eval accuracy."""
+  import keras  # pylint: disable=import-outside-toplevel
+  features, models = _import_models()
+  keras.utils.set_random_seed(args.seed)
+  rng = np.random.default_rng(args.seed)
+  data = np.load(args.data)
+  ids = {key[:-4]: data[key].astype('int64') for key in data.files if key.endswith('_ids')}
+  labels = {key[:-7]: data[key].astype('float32') for key in data.files if key.endswith('_labels')}
+  vocabulary_size = min(args.vocab, int(max(v.max() for v in ids.values())) + 1)
+  ids = {k: np.where(v >= vocabulary_size, features.UNK_ID, v) for k, v in ids.items()}
+  length = ids['train'].shape[1]
+  predictions = features.max_predictions(length)
+  config = dict(num_layers=args.layers, num_heads=args.heads, hidden_dim=args.hidden,
+                intermediate_dim=args.inter, dropout=args.pre_dropout)
+  encoder = models.build_encoder(vocabulary_size, length, config)
+  result = {**vars(args), 'curve': []}
+  start = time.time()
+  if args.pre_steps:
+    masked_lm = models.build_masked_lm(encoder, predictions)
+    masked_lm.compile(optimizer=models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name='acc')])
+    corpus = np.concatenate([ids['train'], ids['unsup']])
+    x, y, w = _mask(corpus, rng, vocabulary_size, features, predictions)
+    eval_x, eval_y, eval_w = _mask(ids['eval'], np.random.default_rng(123), vocabulary_size,
+                                   features, predictions)
+    sequences = args.pre_steps * args.bs
+    order = np.concatenate([rng.permutation(len(corpus))
+                            for _ in range(sequences // len(corpus) + 1)])[:sequences]
+    for part in np.array_split(order, args.checks):
+      masked_lm.fit({k: v[part] for k, v in x.items()}, y[part], sample_weight=w[part],
+                    batch_size=args.bs, verbose=0, shuffle=False)
+      metrics = masked_lm.evaluate(eval_x, eval_y, sample_weight=eval_w, batch_size=256,
+                                   verbose=0, return_dict=True)
+      result['curve'].append(round(metrics['acc'], 4))
+  result['pre_s'] = round(time.time() - start)
+  if args.ft_dropout is not None:
+    weights = encoder.get_weights()
+    encoder = models.build_encoder(vocabulary_size, length, {**config, 'dropout': args.ft_dropout})
+    encoder.set_weights(weights)
+  model = _classifier(keras, models, encoder, args.pooling)
+  model.compile(optimizer=models.optimizer(args.ft_lr, args.ft_steps, 0.1, 0.01),
+                loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name='acc')])
+  sequences = args.ft_steps * args.bs
+  order = np.concatenate([rng.permutation(len(ids['train']))
+                          for _ in range(sequences // len(ids['train']) + 1)])[:sequences]
+  result['ft'] = []
+  for part in np.array_split(order, args.ft_epochs):
+    model.fit(ids['train'][part], labels['train'][part], batch_size=args.bs, verbose=0, shuffle=False)
+    metrics = model.evaluate(ids['eval'], labels['eval'], batch_size=256, verbose=0, return_dict=True)
+    result['ft'].append(round(metrics['acc'], 4))
+  return {**result, 'best': max(result['ft']), 's': round(time.time() - start)}
+
+
+def sweep(npz_path: str, results_path: str) -> None:
+  """Runs every variant as its own process, all at once; one JSON line each."""
+  processes = {name: subprocess.Popen(
+      [sys.executable, __file__, 'run', npz_path, '--name', name, *arguments.split()],
+      stdout=subprocess.PIPE, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+      for name, arguments in VARIANTS.items()}
+  with open(results_path, 'w') as out:
+    for name, process in processes.items():
+      lines = process.communicate()[0].decode().splitlines()
+      out.write((lines[-1] if process.returncode == 0 else json.dumps({'name': name, 'failed': True})) + '\n')
+
+
+def report(results_path: str) -> None:
+  """Markdown table of the results, and the mean over seeds of the repeated variants."""
+  results = [json.loads(line) for line in open(results_path)]
+  rows = [f'# MLM pretraining sweep: {pathlib.Path(results_path).name}', '',
+          'Accuracy on `eval` (held out from aclImdb train); masked acc: masked-token accuracy on',
+          '`eval` after pretraining. r_ = random encoder, p_ = pretrained, _sN = seed N.', '',
+          '| variant | pretraining steps | masked acc | fine-tuning eval acc per epoch | best |',
+          '| --- | --- | --- | --- | --- |']
+  groups = collections.defaultdict(list)
+  for r in sorted(results, key=lambda r: r['name']):
+    masked = r['curve'][-1] if r['curve'] else '-'
+    rows.append(f"| {r['name']} | {r['pre_steps']} | {masked} | {r['ft']} | {r['best']} |")
+    groups[r['name'].rsplit('_s', 1)[0] if r['name'][-3:-1] == '_s' else r['name']].append(r['best'])
+  rows += ['', '| variant, over seeds | runs | mean best eval acc |', '| --- | --- | --- |']
+  rows += [f'| {name} | {len(bests)} | {np.mean(bests):.4f} |' for name, bests in groups.items()
+           if len(bests) > 1]
+  pathlib.Path(results_path).with_suffix('.md').write_text('\n'.join(rows) + '\n')
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  commands = parser.add_subparsers(dest='command', required=True)
+  export_parser = commands.add_parser('export')
+  export_parser.add_argument('transformed_examples')
+  export_parser.add_argument('npz')
+  sweep_parser = commands.add_parser('sweep')
+  sweep_parser.add_argument('npz')
+  sweep_parser.add_argument('results')
+  commands.add_parser('report').add_argument('results')
+  run_parser = commands.add_parser('run')
+  run_parser.add_argument('data')
+  run_parser.add_argument('--name', required=True)
+  for flag, default in (('pre_steps', 1500), ('layers', 2), ('hidden', 128), ('heads', 2),
+                        ('inter', 512), ('bs', 64), ('ft_steps', 900), ('ft_epochs', 6),
+                        ('vocab', 20000), ('checks', 6), ('seed', 0)):
+    run_parser.add_argument(f'--{flag}', type=int, default=default)
+  for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4)):
+    run_parser.add_argument(f'--{flag}', type=float, default=default)
+  run_parser.add_argument('--ft_dropout', type=float)
+  run_parser.add_argument('--pooling', choices=('cls', 'mean'), default='cls')
+  args = parser.parse_args()
+  if args.command == 'export':
+    export(args.transformed_examples, args.npz)
+  elif args.command == 'sweep':
+    sweep(args.npz, args.results)
+  elif args.command == 'report':
+    report(args.results)
+  else:
+    print(json.dumps(run(args)), flush=True)
+
+
+if __name__ == '__main__':
+  main()
