@@ -11,10 +11,6 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import features, inputs, models, serving, training
 
-# The custom_config key under which WarmStartTrainer passes the model to start from.
-WARM_START_MODEL_KEY = 'warm_start_model'
-
-
 def _classifier_batch(parsed):
   """Transformed features → (clean token ids, label as a float column)."""
   label = tf.cast(parsed[features.LABEL_KEY], tf.float32)[:, None]
@@ -31,8 +27,8 @@ def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
                 vocabulary: List[str]) -> keras.Model:
   """The classifier to fine-tune: warm-started, or on the pretrained (or a random) encoder."""
   config = fn_args.custom_config
-  if config.get(WARM_START_MODEL_KEY):
-    return _warm_started(config[WARM_START_MODEL_KEY], vocabulary,
+  if config.get(models.WARM_START_MODEL_KEY):
+    return _warm_started(config[models.WARM_START_MODEL_KEY], vocabulary,
                          inputs.sequence_length(tft_output, features.TOKEN_IDS_KEY), config)
   if fn_args.base_model:
     encoder = keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))

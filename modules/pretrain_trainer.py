@@ -1,9 +1,12 @@
 """PretrainTrainer's run_fn: masked-language-model pretraining of the BERT encoder."""
 
+import json
 import os
 
 import keras
+import tensorflow as tf
 import tensorflow_transform as tft
+from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import features, inputs, models, training
@@ -19,16 +22,33 @@ def _masked_lm_batch(parsed):
   return model_inputs, parsed[features.MLM_LABELS_KEY], parsed[features.MLM_WEIGHTS_KEY]
 
 
+def _skip(fn_args: FnArgs, strategy: tf.distribute.Strategy) -> None:
+  """Writes, instead of a model, why there is none: the classifier continues from a blessed one."""
+  warm_start_model = fn_args.custom_config[models.WARM_START_MODEL_KEY]
+  reason = ('the classifier continues from a blessed classifier, which holds its own encoder: '
+            'an encoder pretrained now would not be used')
+  logging.info('Pretraining skipped: %s (%s)', reason, warm_start_model)
+  with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(os.path.join(model_dir, models.PRETRAINING_SKIPPED_FILE), 'w') as out:
+      json.dump({'reason': reason, models.WARM_START_MODEL_KEY: warm_start_model}, out)
+
+
 def run_fn(fn_args: FnArgs) -> None:
   """Pretrains the encoder with MLM; exports the masked-LM and saves the encoder beside it.
 
   Args:
     fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size (see
-      `models.build_encoder`), `batch_size` and the `training.fit` settings.
+      `models.build_encoder`), `batch_size` and the `training.fit` settings, and
+      `warm_start_model`: the blessed classifier that scheduled retraining continues from, if
+      any; then pretraining is skipped (see `_skip`).
 
   With TF_CONFIG naming several workers, each runs this and they train as one.
   """
   strategy = training.distribution_strategy()
+  if fn_args.custom_config.get(models.WARM_START_MODEL_KEY):
+    _skip(fn_args, strategy)
+    return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   with strategy.scope():
     encoder = models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config)

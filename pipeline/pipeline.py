@@ -73,7 +73,8 @@ def create_pipeline(
       (the ablation that shows what pretraining earns).
     span_window: None: `corpus_path` is one corpus. N: `corpus_path` holds drops `span-K/`
       (scheduled retraining); each run trains on the newest N, is tested on the newest one,
-      and fine-tunes from the last blessed classifier when there is one.
+      and fine-tunes from the last blessed classifier when there is one (and then skips
+      pretraining, whose encoder would go unused).
     schema_path: The curated schema that ExampleValidator checks the data against.
     beam_pipeline_args: Arguments of the Beam pipelines (runner, workers).
     metadata_connection_config: ML Metadata store; None lets the runner choose.
@@ -119,16 +120,6 @@ def create_pipeline(
                      'source_fingerprint': source_fingerprint(PREPROCESSING_FN)})
   transform.add_upstream_node(data_gate)
 
-  # Masked-LM pretraining of the encoder on all in-domain text (train + unsup).
-  pretrain_trainer = tfx.components.Trainer(
-      run_fn=PRETRAIN_RUN_FN,
-      examples=transform.outputs['transformed_examples'],
-      transform_graph=transform.outputs['transform_graph'],
-      train_args=tfx.proto.TrainArgs(splits=PRETRAIN_SPLITS, num_steps=pretraining.steps),
-      eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=pretraining.eval_steps),
-      custom_config=_trainer_config(PRETRAIN_RUN_FN, pretraining, encoder),
-  ).with_id('PretrainTrainer') if pretrain_encoder else None
-
   # The last blessed classifier: the baseline a candidate must not fall behind, and the start
   # of fine-tuning when retraining on new spans.
   model_resolver = tfx.dsl.Resolver(
@@ -136,6 +127,18 @@ def create_pipeline(
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id('latest_blessed_model_resolver')
+
+  # Masked-LM pretraining of the encoder on all in-domain text (train + unsup). Retraining that
+  # continues from a blessed classifier skips it: that classifier holds its own encoder.
+  pretrain_trainer = WarmStartTrainer(
+      run_fn=PRETRAIN_RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      warm_start_model=model_resolver.outputs['model'] if span_window else None,
+      train_args=tfx.proto.TrainArgs(splits=PRETRAIN_SPLITS, num_steps=pretraining.steps),
+      eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=pretraining.eval_steps),
+      custom_config=_trainer_config(PRETRAIN_RUN_FN, pretraining, encoder),
+  ).with_id('PretrainTrainer') if pretrain_encoder else None
 
   # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served.
   classifier_trainer = WarmStartTrainer(
@@ -172,7 +175,7 @@ def create_pipeline(
       components=[component for component in (
           example_gen, statistics_gen, schema_gen, example_validator, previous_statistics,
           data_gate, transform,
-          pretrain_trainer, model_resolver, classifier_trainer, evaluator, pusher) if component],
+          model_resolver, pretrain_trainer, classifier_trainer, evaluator, pusher) if component],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=list(beam_pipeline_args))

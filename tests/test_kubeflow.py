@@ -109,7 +109,9 @@ def test_retraining_spec_reads_span_drops_and_warm_starts_from_the_blessed_model
   assert kubeflow_runner.main(['--output', str(output), '--span-window', '3',
                                '--data', 'gs://test-bucket/drops']) == 0
   tasks = yaml.safe_load(output.read_text())['root']['dag']['tasks']
-  assert 'latest_blessed_model_resolver-model-resolver' in tasks['ClassifierTrainer']['dependentTasks']
+  for trainer in ('PretrainTrainer', 'ClassifierTrainer'):
+    assert 'latest_blessed_model_resolver-model-resolver' in tasks[trainer]['dependentTasks']
   parameters = tasks['ImdbExampleGen']['inputs']['parameters']
   assert 'span-{SPAN}/train/' in parameters['input_config']['runtimeValue']['constantValue']['stringValue']
   assert parameters['input_base']['runtimeValue']['constantValue']['stringValue'] == 'gs://test-bucket/drops'
+

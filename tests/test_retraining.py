@@ -3,6 +3,9 @@
 import os
 import shutil
 
+from tfx.utils import path_utils
+
+from modules import models
 from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, write_corpus
 
 SPAN_WINDOW = 2
@@ -32,6 +35,11 @@ def _retrain(drops, output_dir):
   return result.stdout, run
 
 
+def _serving_dir(run, component_id):
+  """The folder of the model that a Trainer of `run` wrote."""
+  return path_utils.serving_model_path(run.outputs[component_id]['Model'])
+
+
 def _pushed_versions(output_dir):
   """The version folders a model server would load."""
   serving = output_dir / 'serving_model' / PIPELINE_NAME
@@ -57,8 +65,11 @@ def test_drops_train_on_a_rolling_window_push_only_blessed_models_and_stop_on_sk
   assert second.example_counts['train'] + second.example_counts['eval'] == 2 * 200
   assert second.blessed is True
   assert len(_pushed_versions(output_dir)) == 2
-  # Fine-tuning started from the first run's blessed classifier.
+  # Fine-tuning started from the first run's blessed classifier, so pretraining was skipped.
   assert first.outputs['ClassifierTrainer']['Model'] in second.inputs['ClassifierTrainer']
+  assert first.outputs['ClassifierTrainer']['Model'] in second.inputs['PretrainTrainer']
+  assert models.ENCODER_FILE in os.listdir(_serving_dir(first, 'PretrainTrainer'))
+  assert os.listdir(_serving_dir(second, 'PretrainTrainer')) == [models.PRETRAINING_SKIPPED_FILE]
 
   # Drop 3 has every training label flipped: trained with drop 2 it may or may not pass the gate,
   # but a version is pushed exactly when it is blessed.
