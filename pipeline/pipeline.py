@@ -110,6 +110,8 @@ def create_pipeline(
       previous_statistics=previous_statistics.outputs['statistics'] if previous_statistics else None)
 
   # Standardized text → vocabulary → token ids and BERT masking, in one graph that serving reuses.
+  # Its statistics are off: StatisticsGen's are the ones the data gate reads, and on Kubeflow a
+  # resolver finds the previous run's statistics by artifact type alone.
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
@@ -117,7 +119,8 @@ def create_pipeline(
       splits_config=tfx.proto.SplitsConfig(
           analyze=ANALYZE_SPLITS, transform=PRETRAIN_SPLITS + [EVAL_SPLIT]),
       custom_config={'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size,
-                     'source_fingerprint': source_fingerprint(PREPROCESSING_FN)})
+                     'source_fingerprint': source_fingerprint(PREPROCESSING_FN)},
+      disable_statistics=True)
   transform.add_upstream_node(data_gate)
 
   # The last blessed classifier: the baseline a candidate must not fall behind, and the start

@@ -6,6 +6,7 @@ import re
 
 import pytest
 import yaml
+from tfx import v1 as tfx
 
 import kubeflow_runner
 from pipeline import configs
@@ -115,3 +116,22 @@ def test_retraining_spec_reads_span_drops_and_warm_starts_from_the_blessed_model
   assert 'span-{SPAN}/train/' in parameters['input_config']['runtimeValue']['constantValue']['stringValue']
   assert parameters['input_base']['runtimeValue']['constantValue']['stringValue'] == 'gs://test-bucket/drops'
 
+
+def test_each_type_a_latest_artifact_resolver_finds_has_one_producer():
+  """KFP v2 compiles a latest-artifact resolver into a query by artifact type alone (unlike
+  the local runner, which also matches the producer): only one component may produce it."""
+  retraining = create_pipeline(pipeline_name='imdb-bert-default', pipeline_root=ROOT,
+                               corpus_path=f'{ROOT}/drops', serving_model_dir=f'{ROOT}/serving',
+                               **{**configs.PRESETS['default'].pipeline_args(), 'span_window': 3})
+  strategies = {component.id: component.exec_properties.get('resolver_class')
+                for component in retraining.components}
+  resolvers = [component for component in retraining.components
+               if strategies[component.id] is tfx.dsl.experimental.LatestArtifactStrategy]
+  assert resolvers
+  for resolver in resolvers:
+    for channel in resolver.raw_inputs.values():
+      producers = [component.id for component in retraining.components
+                   if not strategies[component.id]
+                   and any(output.type_name == channel.type_name
+                           for output in component.outputs.values())]
+      assert producers == [channel.producer_component_id], (resolver.id, producers)
