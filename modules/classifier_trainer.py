@@ -27,8 +27,8 @@ def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
                 vocabulary: List[str]) -> keras.Model:
   """The classifier to fine-tune: warm-started, or on the pretrained (or a random) encoder."""
   config = fn_args.custom_config
-  if config.get(models.WARM_START_MODEL_KEY):
-    return _warm_started(config[models.WARM_START_MODEL_KEY], vocabulary,
+  if config.get(features.WARM_START_MODEL_KEY):
+    return _warm_started(config[features.WARM_START_MODEL_KEY], vocabulary,
                          inputs.sequence_length(tft_output, features.TOKEN_IDS_KEY), config)
   if fn_args.base_model:
     encoder = keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))

@@ -16,8 +16,6 @@ ENCODER_FILE = 'encoder.keras'
 # later run can warm-start from it.
 CLASSIFIER_FILE = 'classifier.keras'
 VOCABULARY_FILE = 'vocabulary.txt'
-# The custom_config key under which WarmStartTrainer passes the classifier to continue from.
-WARM_START_MODEL_KEY = 'warm_start_model'
 # Written by the PretrainTrainer instead of a model when the classifier continues from a blessed
 # one, which holds its own encoder.
 PRETRAINING_SKIPPED_FILE = 'pretraining_skipped.json'

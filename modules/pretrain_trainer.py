@@ -24,14 +24,14 @@ def _masked_lm_batch(parsed):
 
 def _skip(fn_args: FnArgs, strategy: tf.distribute.Strategy) -> None:
   """Writes, instead of a model, why there is none: the classifier continues from a blessed one."""
-  warm_start_model = fn_args.custom_config[models.WARM_START_MODEL_KEY]
+  warm_start_model = fn_args.custom_config[features.WARM_START_MODEL_KEY]
   reason = ('the classifier continues from a blessed classifier, which holds its own encoder: '
             'an encoder pretrained now would not be used')
   logging.info('Pretraining skipped: %s (%s)', reason, warm_start_model)
   with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
     tf.io.gfile.makedirs(model_dir)
     with tf.io.gfile.GFile(os.path.join(model_dir, models.PRETRAINING_SKIPPED_FILE), 'w') as out:
-      json.dump({'reason': reason, models.WARM_START_MODEL_KEY: warm_start_model}, out)
+      json.dump({'reason': reason, features.WARM_START_MODEL_KEY: warm_start_model}, out)
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -46,7 +46,7 @@ def run_fn(fn_args: FnArgs) -> None:
   With TF_CONFIG naming several workers, each runs this and they train as one.
   """
   strategy = training.distribution_strategy()
-  if fn_args.custom_config.get(models.WARM_START_MODEL_KEY):
+  if fn_args.custom_config.get(features.WARM_START_MODEL_KEY):
     _skip(fn_args, strategy)
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -16,7 +16,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils, path_utils
 
-WARM_START_MODEL_KEY = 'warm_start_model'
+from modules.features import WARM_START_MODEL_KEY
 _CUSTOM_CONFIG_KEY = standard_component_specs.CUSTOM_CONFIG_KEY
 
 
