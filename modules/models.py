@@ -58,12 +58,34 @@ def build_masked_lm(encoder: keras_hub.models.BertBackbone, num_predictions: int
   token_ids = keras.Input((sequence_length,), dtype='int64', name=features.TOKEN_IDS_KEY)
   positions = keras.Input((num_predictions,), dtype='int64', name=MASK_POSITIONS_INPUT)
   sequence = _encode(encoder, token_ids)['sequence_output']
-  logits = keras_hub.layers.MaskedLMHead(
+  logits = _FlatMaskedLMHead(
       token_embedding=encoder.token_embedding,
       intermediate_activation='gelu',
       name='masked_lm_head')(sequence, mask_positions=positions)
   return keras.Model({features.TOKEN_IDS_KEY: token_ids, MASK_POSITIONS_INPUT: positions},
                      logits, name='masked_lm')
+
+
+class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
+  """keras-hub's masked-LM head with its projection onto the vocabulary as one 2-D matmul.
+
+  Same weights and outputs. keras-hub multiplies [batch, predictions, width] by the transposed
+  token embedding; flattened to [batch * predictions, width], the head's forward and backward
+  took 0.35 s instead of 0.57 s per `default` training step on a 2-core CPU.
+  """
+
+  def call(self, inputs, mask_positions):
+    if keras.config.backend() == 'tensorflow':
+      import tensorflow as tf  # pylint: disable=import-outside-toplevel
+      # As keras-hub: TensorFlow's take_along_axis cannot broadcast a dynamic batch.
+      gathered = tf.gather(inputs, mask_positions, batch_dims=1)
+    else:
+      gathered = keras.ops.take_along_axis(inputs, keras.ops.expand_dims(mask_positions, -1), axis=1)
+    hidden = self._intermediate_layer_norm(self._intermediate_dense(gathered))
+    flat = keras.ops.reshape(hidden, (-1, keras.ops.shape(hidden)[-1]))
+    logits = keras.ops.matmul(flat, keras.ops.transpose(self.token_embedding.embeddings))
+    logits = keras.ops.cast(logits, self.compute_dtype) + self._bias
+    return keras.ops.reshape(logits, (-1, keras.ops.shape(hidden)[1], self.vocabulary_size))
 
 
 def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float) -> keras.Model:
