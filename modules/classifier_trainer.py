@@ -11,10 +11,11 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import features, inputs, models, serving, training
 
+
 def _classifier_batch(parsed):
-  """Transformed features → (clean token ids, label as a float column)."""
+  """Transformed features → (the classifier's inputs, label as a float column)."""
   label = tf.cast(parsed[features.LABEL_KEY], tf.float32)[:, None]
-  return {features.TOKEN_IDS_KEY: parsed[features.TOKEN_IDS_KEY]}, label
+  return {key: value for key, value in parsed.items() if key != features.LABEL_KEY}, label
 
 
 def _vocabulary(tft_output: tft.TFTransformOutput) -> List[str]:
@@ -34,7 +35,7 @@ def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
     encoder = keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))
   else:
     encoder = models.build_encoder(*inputs.encoder_shape(tft_output), config)
-  return models.build_classifier(encoder, config['head_dropout'])
+  return models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
 
 
 def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
@@ -51,7 +52,7 @@ def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
   with tf.io.gfile.GFile(os.path.join(path, models.VOCABULARY_FILE)) as vocabulary_file:
     previous_ids = {token: i for i, token in enumerate(vocabulary_file.read().splitlines())}
   encoder = models.build_encoder(len(vocabulary), sequence_length, config)
-  model = models.build_classifier(encoder, config['head_dropout'])
+  model = models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
   for weight, previous_weight in zip(model.weights, previous.weights):
     if weight is encoder.token_embedding.embeddings:
       kept = [(i, previous_ids[token]) for i, token in enumerate(vocabulary)
@@ -82,9 +83,10 @@ def run_fn(fn_args: FnArgs) -> None:
 
   Args:
     fn_args: TFX Trainer arguments; `base_model` is the PretrainTrainer's model.
-      `custom_config` holds `batch_size`, `head_dropout` and the `training.fit` settings,
-      the encoder's size (used without a base model) and `warm_start_model`: a classifier
-      to continue from, which takes precedence over `base_model`.
+      `custom_config` holds `batch_size`, `head_dropout`, `ngram_buckets` (Transform's),
+      the `training.fit` settings, the encoder's size (used without a base model) and
+      `warm_start_model`: a classifier to continue from, which takes precedence over
+      `base_model`.
 
   With TF_CONFIG naming several workers, each runs this and they train as one.
   """
@@ -94,7 +96,8 @@ def run_fn(fn_args: FnArgs) -> None:
   with strategy.scope():
     model = _classifier(fn_args, tft_output, vocabulary)
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
-      fn_args, tft_output, (features.TOKEN_IDS_KEY, features.LABEL_KEY), _classifier_batch)
+      fn_args, tft_output, models.classifier_inputs(model) + [features.LABEL_KEY],
+      _classifier_batch)
   training.fit(model, train_dataset, eval_dataset, fn_args, strategy,
                loss=keras.losses.BinaryCrossentropy(from_logits=True),
                metrics=[keras.metrics.BinaryAccuracy(name='accuracy', threshold=0.0),

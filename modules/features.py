@@ -21,6 +21,9 @@ MLM_TOKEN_IDS_KEY = 'mlm_token_ids'  # Ids after BERT masking: what the MLM read
 MLM_POSITIONS_KEY = 'mlm_positions'  # Where the masked-LM predicts.
 MLM_LABELS_KEY = 'mlm_labels'  # The original ids at those positions.
 MLM_WEIGHTS_KEY = 'mlm_weights'  # 1.0 for a real prediction, 0.0 for padding.
+# Hash buckets of the unigrams and bigrams of the words in `token_ids`, padded with PAD_ID:
+# what the classifier's linear n-gram part reads.
+NGRAM_IDS_KEY = 'ngram_ids'
 
 # Special tokens sit at fixed ids before the learned vocabulary.
 PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = '[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'
@@ -51,6 +54,12 @@ def length_bucket(text: str) -> str:
   start = max(bound for bound in LENGTH_BUCKET_STARTS if bound <= words)
   ends = [bound for bound in LENGTH_BUCKET_STARTS if bound > words]
   return f'{start}-{ends[0] - 1}' if ends else f'{start}+'
+
+
+def ngram_length(sequence_length: int) -> int:
+  """Length of `ngram_ids`: the unigrams and bigrams of the sequence's words."""
+  words = sequence_length - 2  # Less [CLS] and [SEP].
+  return 2 * words - 1
 
 
 def max_predictions(sequence_length: int) -> int:

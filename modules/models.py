@@ -1,6 +1,6 @@
 """Keras 3 models: the BERT encoder (keras-hub), its masked-LM head and the classifier."""
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import keras
 import keras_hub
@@ -9,6 +9,10 @@ from modules import features
 
 # Inputs of the models built here.
 MASK_POSITIONS_INPUT = 'mask_positions'
+# The classifier's n-gram weights are stored divided by this (see `_ngram_logit`). On the full
+# corpus alone, after 900 steps at learning rate 3e-4, that part reached 86.0% eval accuracy
+# at a scale of 30, 89.7% at 100 and 89.9% at 300 (a TF-IDF logistic regression: 90.1%).
+NGRAM_WEIGHT_SCALE = 300.0
 # The pretrained encoder (config and weights), saved beside the pretraining SavedModel:
 # Keras 3 cannot load a SavedModel directory.
 ENCODER_FILE = 'encoder.keras'
@@ -88,13 +92,46 @@ class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
     return keras.ops.reshape(logits, (-1, keras.ops.shape(hidden)[1], self.vocabulary_size))
 
 
-def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float) -> keras.Model:
-  """Encoder + pooled [CLS] head: one positive-class logit per review."""
+def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float,
+                     ngram_buckets: int = 0) -> keras.Model:
+  """Encoder + pooled [CLS] head, plus a linear model of the review's n-grams: one logit per review.
+
+  Args:
+    encoder: The (pretrained or random) BERT encoder.
+    dropout: Dropout before the [CLS] head's output.
+    ngram_buckets: Hash buckets of Transform's `ngram_ids`; 0 leaves the n-gram part out.
+  """
   token_ids = keras.Input((encoder.max_sequence_length,), dtype='int64', name=features.TOKEN_IDS_KEY)
   pooled = _encode(encoder, token_ids)['pooled_output']
   pooled = keras.layers.Dropout(dropout)(pooled)
   logits = keras.layers.Dense(1, name='sentiment_logit')(pooled)
-  return keras.Model({features.TOKEN_IDS_KEY: token_ids}, logits, name='classifier')
+  model_inputs = {features.TOKEN_IDS_KEY: token_ids}
+  if ngram_buckets:
+    ngram_ids = keras.Input((features.ngram_length(encoder.max_sequence_length),), dtype='int64',
+                            name=features.NGRAM_IDS_KEY)
+    logits = logits + _ngram_logit(ngram_ids, ngram_buckets)
+    model_inputs[features.NGRAM_IDS_KEY] = ngram_ids
+  return keras.Model(model_inputs, logits, name='classifier')
+
+
+def _ngram_logit(ngram_ids: keras.KerasTensor, ngram_buckets: int) -> keras.KerasTensor:
+  """A linear model of bags of n-grams: the sum of the review's n-gram weights over sqrt(count).
+
+  Each weight is stored divided by NGRAM_WEIGHT_SCALE. Adam moves a weight by about the learning
+  rate per step whatever its gradient, so this part learns that much faster than the encoder:
+  a sparse linear model needs it to fit within the fine-tuning steps.
+  """
+  weights = keras.layers.Embedding(ngram_buckets, 1, embeddings_initializer='zeros',
+                                   name='ngram_weights')(ngram_ids)
+  present = keras.ops.cast(keras.ops.not_equal(ngram_ids, features.PAD_ID), 'float32')
+  total = keras.ops.sum(keras.ops.squeeze(weights, -1) * present, axis=1, keepdims=True)
+  count = keras.ops.maximum(keras.ops.sum(present, axis=1, keepdims=True), 1.0)
+  return NGRAM_WEIGHT_SCALE * total / keras.ops.sqrt(count)
+
+
+def classifier_inputs(model: keras.Model) -> List[str]:
+  """Names of the transformed features the classifier reads."""
+  return [tensor.name for tensor in model.inputs]
 
 
 def optimizer(learning_rate: float, total_steps: int, warmup_fraction: float,

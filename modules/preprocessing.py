@@ -1,4 +1,4 @@
-"""Transform's preprocessing_fn: text standardization, vocabulary, token ids and BERT masking.
+"""Transform's preprocessing_fn: text standardization, vocabulary, token ids, BERT masking, n-grams.
 
 Masking is a pure function of the review text: every random draw comes from a hash of
 (text, position), so a rerun of Transform yields the same masked data, and serving
@@ -33,19 +33,35 @@ def head_and_tail(words: tf.RaggedTensor, room: int) -> tf.RaggedTensor:
   return tf.ragged.boolean_mask(words, (positions < head) | (from_end <= room - head))
 
 
-def _token_ids(tokens: tf.RaggedTensor, sequence_length: int, vocabulary_size: int) -> tf.Tensor:
-  """Maps words to ids after the special tokens; adds [CLS]/[SEP]; pads or truncates."""
+def _token_ids(tokens: tf.RaggedTensor, words: tf.RaggedTensor, sequence_length: int,
+               vocabulary_size: int) -> tf.Tensor:
+  """Maps `words` to ids after the special tokens; adds [CLS]/[SEP]; pads.
+
+  The vocabulary is learned from all `tokens`; `words` are those of them that fit the sequence.
+  """
   vocabulary = tft.vocabulary(
       tokens, top_k=vocabulary_size - features.NUM_SPECIAL_TOKENS,
       vocab_filename=features.VOCABULARY_NAME)
   word_ids = tft.apply_vocabulary(
-      tokens, vocabulary, default_value=features.UNK_ID - features.NUM_SPECIAL_TOKENS)
-  word_ids = head_and_tail(word_ids, sequence_length - 2) + features.NUM_SPECIAL_TOKENS
+      words, vocabulary, default_value=features.UNK_ID - features.NUM_SPECIAL_TOKENS)
+  word_ids += features.NUM_SPECIAL_TOKENS
   batch_size = tf.shape(word_ids.row_lengths())[0]
   cls = tf.fill([batch_size, 1], tf.constant(features.CLS_ID, tf.int64))
   sep = tf.fill([batch_size, 1], tf.constant(features.SEP_ID, tf.int64))
   ids = tf.concat([cls, word_ids, sep], axis=1)
   return ids.to_tensor(default_value=features.PAD_ID, shape=[None, sequence_length])
+
+
+def ngram_ids(words: tf.RaggedTensor, num_buckets: int, sequence_length: int) -> tf.Tensor:
+  """Hash buckets in [1, num_buckets) of the unigrams then bigrams of `words`, padded with PAD_ID.
+
+  Buckets hash the strings, not vocabulary ids, so they keep their meaning across runs whose
+  vocabularies differ: a warm-started classifier keeps its n-gram weights.
+  """
+  ngrams = tf.strings.ngrams(words, ngram_width=(1, 2), separator=' ')
+  buckets = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, ngrams, num_buckets - 1)
+  return (buckets + 1).to_tensor(
+      default_value=features.PAD_ID, shape=[None, features.ngram_length(sequence_length)])
 
 
 def _position_hashes(text: tf.Tensor, sequence_length: int) -> tf.Tensor:
@@ -110,16 +126,21 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict[str, Any]
   Args:
     inputs: Raw features: `text` (string) and `label` (int64, -1 when unlabeled), each
       [batch] or [batch, 1] as the schema's shape says.
-    custom_config: `sequence_length` and `vocabulary_size` from the pipeline.
+    custom_config: `sequence_length`, `vocabulary_size` and `ngram_buckets` (0: no
+      `ngram_ids`) from the pipeline.
 
   Returns:
-    Clean `token_ids`, the MLM features and `label` ([batch]).
+    Clean `token_ids`, the MLM features, `ngram_ids` and `label` ([batch]).
   """
   sequence_length = custom_config['sequence_length']
   text = tf.reshape(inputs[features.TEXT_KEY], [-1])
   tokens = tf.strings.split(standardize(text))
-  token_ids = _token_ids(tokens, sequence_length, custom_config['vocabulary_size'])
+  words = head_and_tail(tokens, sequence_length - 2)
+  token_ids = _token_ids(tokens, words, sequence_length, custom_config['vocabulary_size'])
   outputs = mask_tokens(text, token_ids, sequence_length)
   outputs[features.TOKEN_IDS_KEY] = token_ids
+  if custom_config['ngram_buckets']:
+    outputs[features.NGRAM_IDS_KEY] = ngram_ids(words, custom_config['ngram_buckets'],
+                                                sequence_length)
   outputs[features.LABEL_KEY] = tf.reshape(inputs[features.LABEL_KEY], [-1])
   return outputs

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from modules import features
+from modules import features, models
 
 SERVING_DEFAULT = 'serving_default'  # Serialized raw tf.Examples in: what TFMA feeds.
 PREDICT_TEXT = 'predict_text'  # Raw review strings in.
@@ -43,7 +43,7 @@ class ClassifierServer(tf.Module):
   def _chunk_probability(self, text: tf.Tensor) -> tf.Tensor:
     # The schema gives raw `text` the shape [batch, 1].
     transformed = self.transform_layer({features.TEXT_KEY: tf.reshape(text, [-1, 1])})
-    logits = self.model({features.TOKEN_IDS_KEY: transformed[features.TOKEN_IDS_KEY]},
+    logits = self.model({key: transformed[key] for key in models.classifier_inputs(self.model)},
                         training=False)
     return tf.sigmoid(tf.reshape(logits, [-1]))
 

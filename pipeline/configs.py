@@ -43,6 +43,7 @@ class Preset:
   eval_percent: int
   sequence_length: int
   vocabulary_size: int
+  ngram_buckets: int  # Of the classifier's linear n-gram part; 0 leaves it out.
   encoder: EncoderConfig
   pretraining: TrainingConfig
   fine_tuning: TrainingConfig
@@ -66,6 +67,7 @@ PRESETS = {
         eval_percent=20,
         sequence_length=64,
         vocabulary_size=2_000,
+        ngram_buckets=2**12,
         encoder=EncoderConfig(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64),
         pretraining=TrainingConfig(steps=40, eval_steps=2, batch_size=16, epochs=2,
                                    learning_rate=1e-3),
@@ -80,6 +82,7 @@ PRESETS = {
         eval_percent=10,
         sequence_length=256,
         vocabulary_size=20_000,
+        ngram_buckets=2**18,
         encoder=EncoderConfig(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512),
         pretraining=TrainingConfig(steps=1_500, eval_steps=20, batch_size=64, epochs=5,
                                    learning_rate=1e-3, jit_compile=True),

@@ -41,6 +41,7 @@ def create_pipeline(
     reviews_per_folder: Optional[int],
     sequence_length: int,
     vocabulary_size: int,
+    ngram_buckets: int,
     encoder: EncoderConfig,
     pretraining: TrainingConfig,
     fine_tuning: TrainingConfig,
@@ -64,6 +65,8 @@ def create_pipeline(
     reviews_per_folder: Read only this many reviews per aclImdb folder; None for all.
     sequence_length: Tokens per review, [CLS] and [SEP] included.
     vocabulary_size: Token ids, the five special tokens included.
+    ngram_buckets: Hash buckets of the unigrams and bigrams that the classifier's linear part
+      weighs beside the encoder; 0 leaves that part out (a BERT-only classifier).
     encoder: Size of the BERT encoder.
     pretraining: The masked-LM Trainer's schedule.
     fine_tuning: The classifier Trainer's schedule.
@@ -109,7 +112,8 @@ def create_pipeline(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'],
       previous_statistics=previous_statistics.outputs['statistics'] if previous_statistics else None)
 
-  # Standardized text → vocabulary → token ids and BERT masking, in one graph that serving reuses.
+  # Standardized text → vocabulary → token ids, BERT masking and hashed n-grams, in one graph
+  # that serving reuses.
   # Its statistics are off: StatisticsGen's are the ones the data gate reads, and on Kubeflow a
   # resolver finds the previous run's statistics by artifact type alone.
   transform = tfx.components.Transform(
@@ -119,6 +123,7 @@ def create_pipeline(
       splits_config=tfx.proto.SplitsConfig(
           analyze=ANALYZE_SPLITS, transform=PRETRAIN_SPLITS + [EVAL_SPLIT]),
       custom_config={'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size,
+                     'ngram_buckets': ngram_buckets,
                      'source_fingerprint': source_fingerprint(PREPROCESSING_FN)},
       disable_statistics=True)
   transform.add_upstream_node(data_gate)
@@ -143,7 +148,8 @@ def create_pipeline(
       custom_config=_trainer_config(PRETRAIN_RUN_FN, pretraining, encoder),
   ).with_id('PretrainTrainer') if pretrain_encoder else None
 
-  # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served.
+  # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served, with a
+  # linear model of the review's n-grams beside it (wide and deep).
   classifier_trainer = WarmStartTrainer(
       run_fn=CLASSIFIER_RUN_FN,
       examples=transform.outputs['transformed_examples'],
@@ -152,7 +158,8 @@ def create_pipeline(
       warm_start_model=model_resolver.outputs['model'] if span_window else None,
       train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=fine_tuning.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=fine_tuning.eval_steps),
-      custom_config=_trainer_config(CLASSIFIER_RUN_FN, fine_tuning, encoder),
+      custom_config={**_trainer_config(CLASSIFIER_RUN_FN, fine_tuning, encoder),
+                     'ngram_buckets': ngram_buckets},
   ).with_id('ClassifierTrainer')
 
   # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline;

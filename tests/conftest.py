@@ -66,7 +66,7 @@ def small_corpus(tmp_path_factory) -> pathlib.Path:
 
 
 def transform_reviews(reviews: List[str], labels: List[int], workdir: pathlib.Path,
-                      sequence_length: int, vocabulary_size: int):
+                      sequence_length: int, vocabulary_size: int, ngram_buckets: int):
   """Runs the real preprocessing_fn (analyze and transform) on Beam.
 
   Returns:
@@ -74,7 +74,8 @@ def transform_reviews(reviews: List[str], labels: List[int], workdir: pathlib.Pa
   """
   raw = [{features.TEXT_KEY: [text.encode()], features.LABEL_KEY: [label]}
          for text, label in zip(reviews, labels)]
-  config = {'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size}
+  config = {'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size,
+            'ngram_buckets': ngram_buckets}
   transform_dir = str(workdir / 'transform')
   with tft_beam.Context(temp_dir=str(workdir / 'tft_tmp'), force_tf_compat_v1=False):
     (rows, _), transform_fn = (raw, _RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
@@ -102,7 +103,7 @@ def transformed(tmp_path_factory) -> Tuple[pathlib.Path, str]:
   labels = [i % 2 for i in range(200)]
   rows, transform_dir = transform_reviews(
       [make_review(rng, positive=label == 1) for label in labels], labels, workdir,
-      smoke.sequence_length, smoke.vocabulary_size)
+      smoke.sequence_length, smoke.vocabulary_size, smoke.ngram_buckets)
   write_transformed(rows[:160], transform_dir, str(workdir / 'train.gz'))
   write_transformed(rows[160:], transform_dir, str(workdir / 'eval.gz'))
   return workdir, transform_dir
@@ -110,7 +111,7 @@ def transformed(tmp_path_factory) -> Tuple[pathlib.Path, str]:
 
 def trainer_fn_args(workdir: pathlib.Path, transform_dir: str, name: str, epochs: int,
                     steps_per_epoch: int) -> dict:
-  """The FnArgs fields TFX gives the PretrainTrainer on the `transformed` data, as a dict.
+  """The FnArgs fields TFX gives a Trainer on the `transformed` data, as a dict.
 
   Outputs go to folders `model/NAME` and `model_run/NAME` of `workdir`.
   """
@@ -121,7 +122,8 @@ def trainer_fn_args(workdir: pathlib.Path, transform_dir: str, name: str, epochs
       'train_steps': epochs * steps_per_epoch, 'eval_steps': 1, 'transform_output': transform_dir,
       'serving_model_dir': str(workdir / 'model' / name),
       'model_run_dir': str(workdir / 'model_run' / name),
-      'custom_config': {**dataclasses.asdict(smoke.encoder), **dataclasses.asdict(schedule)},
+      'custom_config': {**dataclasses.asdict(smoke.encoder), **dataclasses.asdict(schedule),
+                        'ngram_buckets': smoke.ngram_buckets},
   }
 
 

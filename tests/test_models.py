@@ -10,6 +10,10 @@ VOCABULARY_SIZE = 50
 ENCODER = {'num_layers': 1, 'num_heads': 2, 'hidden_dim': 8, 'intermediate_dim': 16, 'dropout': 0.0}
 
 
+def _token_ids(rng, batch=3):
+  return rng.integers(features.NUM_SPECIAL_TOKENS, VOCABULARY_SIZE, (batch, SEQUENCE_LENGTH))
+
+
 def test_masked_lm_head_computes_what_keras_hubs_does():
   rng = np.random.default_rng(0)
   encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
@@ -26,3 +30,28 @@ def test_masked_lm_head_computes_what_keras_hubs_does():
     weight.assign(source)
   np.testing.assert_allclose(ours(sequence, mask_positions=positions),
                              reference(sequence, mask_positions=positions), rtol=1e-5, atol=1e-5)
+
+
+def test_classifier_adds_a_linear_model_of_the_ngrams_to_the_encoders_logit():
+  rng = np.random.default_rng(1)
+  encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
+  bert_only = models.build_classifier(encoder, dropout=0.0)
+  with_ngrams = models.build_classifier(encoder, dropout=0.0, ngram_buckets=10)
+  with_ngrams.get_layer('sentiment_logit').set_weights(bert_only.get_layer('sentiment_logit').get_weights())
+  weights = rng.normal(size=(10, 1)).astype('float32')
+  with_ngrams.get_layer('ngram_weights').set_weights([weights])
+  token_ids = _token_ids(rng)
+  ngram_ids = np.zeros((3, features.ngram_length(SEQUENCE_LENGTH)), np.int64)
+  ngram_ids[0, :3] = [4, 4, 7]  # Two n-grams in one bucket count twice.
+  ngram_ids[1, :1] = [9]  # The third review has no n-grams: the encoder's logit alone.
+
+  logits = with_ngrams.predict({features.TOKEN_IDS_KEY: token_ids,
+                                features.NGRAM_IDS_KEY: ngram_ids}, verbose=0)[:, 0]
+  encoder_logits = bert_only.predict({features.TOKEN_IDS_KEY: token_ids}, verbose=0)[:, 0]
+  scale = models.NGRAM_WEIGHT_SCALE
+  np.testing.assert_allclose(logits - encoder_logits, [
+      scale * (2 * weights[4, 0] + weights[7, 0]) / np.sqrt(3), scale * weights[9, 0], 0.0],
+      rtol=1e-4, atol=1e-4)
+  assert sorted(models.classifier_inputs(with_ngrams)) == [features.NGRAM_IDS_KEY,
+                                                          features.TOKEN_IDS_KEY]
+  assert models.classifier_inputs(bert_only) == [features.TOKEN_IDS_KEY]

@@ -12,12 +12,13 @@ from tests.conftest import make_review, transform_reviews
 
 SEQUENCE_LENGTH = 64
 VOCABULARY_SIZE = 40
+NGRAM_BUCKETS = 1_000
 
 
 def _transform(reviews, tmp_path):
   """Runs analyze-and-transform on Beam; returns the transformed rows and the vocabulary."""
   rows, transform_dir = transform_reviews(reviews, [1] * len(reviews), tmp_path,
-                                          SEQUENCE_LENGTH, VOCABULARY_SIZE)
+                                          SEQUENCE_LENGTH, VOCABULARY_SIZE, NGRAM_BUCKETS)
   vocabulary = tft.TFTransformOutput(transform_dir).vocabulary_by_name(features.VOCABULARY_NAME)
   return rows, [token.decode() for token in vocabulary]
 
@@ -62,6 +63,21 @@ def test_token_ids_have_fixed_shape_and_special_tokens(transformed):
   expected = [word if word in vocabulary else features.UNK_TOKEN
               for word in ('short', 'review', 'with', 'punctuation')]
   assert words == expected + [features.SEP_TOKEN]
+
+
+def test_ngram_ids_hash_the_unigrams_and_bigrams_of_the_words_the_encoder_reads(transformed):
+  _, (rows, _) = transformed
+  for row in rows:
+    ngrams, ids = row[features.NGRAM_IDS_KEY], row[features.TOKEN_IDS_KEY]
+    assert ngrams.shape == (features.ngram_length(SEQUENCE_LENGTH),)
+    words = int(np.sum(ids != features.PAD_ID)) - 2
+    assert np.all(ngrams[:2 * words - 1] >= 1) and np.all(ngrams[:2 * words - 1] < NGRAM_BUCKETS)
+    assert np.all(ngrams[2 * words - 1:] == features.PAD_ID)
+  # Hashes of the strings: the same n-gram has the same bucket whatever the vocabulary.
+  expected = tf.strings.to_hash_bucket_fast(
+      ['short', 'review', 'with', 'punctuation', 'short review', 'review with',
+       'with punctuation'], NGRAM_BUCKETS - 1).numpy() + 1
+  np.testing.assert_array_equal(rows[-1][features.NGRAM_IDS_KEY][:7], expected)
 
 
 def test_masking_statistics(transformed):
