@@ -51,6 +51,28 @@ VARIANTS = {
     'h64_r': '--pre_steps 0 --hidden 64 --inter 256',
     'h64_p': '--pre_steps 3800 --hidden 64 --inter 256 --pre_dropout 0 --ft_dropout 0.1 --checks 8',
     'h64_p_lr2': '--pre_steps 3800 --hidden 64 --inter 256 --pre_dropout 0 --ft_dropout 0.1 --pre_lr 2e-3 --checks 8',
+    # With the classifier's naive-Bayes n-gram part (2^20 buckets, as the default preset).
+    'ng_only': '--pre_steps 0 --ngram_buckets 1048576 --ngrams_only 1',
+    'ng_r': '--pre_steps 0 --ngram_buckets 1048576',
+    'ng_r_s1': '--pre_steps 0 --ngram_buckets 1048576 --seed 1',
+    'ng_r_s2': '--pre_steps 0 --ngram_buckets 1048576 --seed 2',
+    'ng_p': '--ngram_buckets 1048576', 'ng_p_s1': '--ngram_buckets 1048576 --seed 1',
+    'ng_p_s2': '--ngram_buckets 1048576 --seed 2',
+    'ng_p_long': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576',
+    'ng_p_long_s1': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --seed 1',
+    'ng_p_long_s2': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --seed 2',
+    # Each part with a loss of its own: the n-gram part cannot fit `train` for the encoder.
+    'sep_r': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1',
+    'sep_r_s1': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --seed 1',
+    'sep_r_s2': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --seed 2',
+    'sep_p': '--ngram_buckets 1048576 --separate_losses 1',
+    'sep_p_s1': '--ngram_buckets 1048576 --separate_losses 1 --seed 1',
+    'sep_p_s2': '--ngram_buckets 1048576 --separate_losses 1 --seed 2',
+    'sep_p_long': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --separate_losses 1',
+    'sep_p_long_s1': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --separate_losses 1 --seed 1',
+    'sep_p_long_s2': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --separate_losses 1 --seed 2',
+    'sep_r_lr1e3': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --ft_lr 1e-3',
+    'sep_p_lr1e3': '--ngram_buckets 1048576 --separate_losses 1 --ft_lr 1e-3',
 }
 
 
@@ -67,10 +89,17 @@ def export(transformed_examples: str, npz_path: str) -> None:
         features.TOKEN_IDS_KEY].int64_list.value)
     spec = {features.TOKEN_IDS_KEY: tf.io.FixedLenFeature([length], tf.int64),
             features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    labeled = split != 'unsup'
+    if labeled:  # The n-gram part's ids, without padding: rows of varying length.
+      spec[features.NGRAM_IDS_KEY] = tf.io.FixedLenFeature([features.MAX_NGRAMS_PER_REVIEW], tf.int64)
     batches = list(tf.data.TFRecordDataset(files, compression_type='GZIP').batch(4096)
                    .map(lambda records: tf.io.parse_example(records, spec)).as_numpy_iterator())
     arrays[f'{split}_ids'] = np.concatenate([b[features.TOKEN_IDS_KEY] for b in batches]).astype(np.uint16)
     arrays[f'{split}_labels'] = np.concatenate([b[features.LABEL_KEY] for b in batches]).astype(np.int8)
+    if labeled:
+      ngrams = np.concatenate([b[features.NGRAM_IDS_KEY] for b in batches])
+      arrays[f'{split}_ngram_values'] = ngrams[ngrams != features.PAD_ID].astype(np.uint32)
+      arrays[f'{split}_ngram_lengths'] = (ngrams != features.PAD_ID).sum(1).astype(np.int32)
   np.savez_compressed(npz_path, **arrays)
 
 
@@ -110,10 +139,41 @@ def _mask(ids, rng, vocabulary_size, features, predictions):
   return {'token_ids': masked, 'mask_positions': positions}, labels, in_use.astype('float32')
 
 
-def _classifier(keras, models, encoder, pooling):
-  """The pipeline's [CLS] classifier, or one on the mean of the sequence output."""
-  if pooling == 'cls':
-    return models.build_classifier(encoder, 0.1)
+def _ngram_features(data, features, buckets: int) -> dict:
+  """Per labeled split, the n-gram part's ids and their naive-Bayes log-count ratios (as
+  Transform computes them, from `train`)."""
+  ids = {}
+  for split in ('train', 'eval'):
+    lengths = data[f'{split}_ngram_lengths']
+    dense = np.zeros((len(lengths), features.MAX_NGRAMS_PER_REVIEW), np.int64)
+    dense[np.arange(features.MAX_NGRAMS_PER_REVIEW)[None] < lengths[:, None]] = data[f'{split}_ngram_values']
+    ids[split] = dense
+  labels = np.repeat(data['train_labels'], data['train_ngram_lengths'])
+  counts = [1 + np.bincount(data['train_ngram_values'][labels == value], minlength=buckets)
+            for value in (1, 0)]
+  log_ratios = np.log(counts[0] / counts[0].sum()) - np.log(counts[1] / counts[1].sum())
+  return {split: {features.NGRAM_IDS_KEY: split_ids,
+                  features.NGRAM_LOG_RATIOS_KEY: (log_ratios[split_ids] * (split_ids != 0)).astype('float32')}
+          for split, split_ids in ids.items()}
+
+
+def _classifier(keras, models, encoder, args):
+  """The pipeline's [CLS] classifier, one on the mean of the sequence output, or the n-gram
+  part alone."""
+  if args.ngrams_only:
+    encoder.trainable = False
+    model = models.build_classifier(encoder, 0.1, args.ngram_buckets)
+    head = model.get_layer('sentiment_logit')
+    head.set_weights([np.zeros_like(weight) for weight in head.get_weights()])
+    head.trainable = False
+    return model
+  if args.separate_losses:  # Outputs [encoder logit, n-gram logit], each with its own loss.
+    with_ngrams = models.build_classifier(encoder, 0.1, args.ngram_buckets)
+    encoder_logit = with_ngrams.get_layer('sentiment_logit').output
+    ngram_logit = with_ngrams.output - encoder_logit
+    return keras.Model(with_ngrams.inputs, keras.ops.concatenate([encoder_logit, ngram_logit], 1))
+  if args.pooling == 'cls':
+    return models.build_classifier(encoder, 0.1, args.ngram_buckets)
   token_ids = keras.Input((encoder.max_sequence_length,), dtype='int64', name='token_ids')
   sequence = models._encode(encoder, token_ids)['sequence_output']  # pylint: disable=protected-access
   real = keras.ops.cast(keras.ops.not_equal(token_ids, 0), sequence.dtype)[..., None]
@@ -162,27 +222,41 @@ def run(args) -> dict:
     weights = encoder.get_weights()
     encoder = models.build_encoder(vocabulary_size, length, {**config, 'dropout': args.ft_dropout})
     encoder.set_weights(weights)
-  model = _classifier(keras, models, encoder, args.pooling)
-  model.compile(optimizer=models.optimizer(args.ft_lr, args.ft_steps, 0.1, 0.01),
-                loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name='acc')])
+  model = _classifier(keras, models, encoder, args)
+  bce = keras.losses.BinaryCrossentropy(from_logits=True)
+  loss, metric = bce, keras.metrics.BinaryAccuracy(threshold=0.0, name='acc')
+  if args.separate_losses:  # Each part learns the labels alone; their logits add up.
+    def separate(labels_, logits):
+      return bce(labels_, logits[:, :1]) + bce(labels_, logits[:, 1:])
+
+    def acc(labels_, logits):
+      return keras.metrics.binary_accuracy(labels_, keras.ops.sum(logits, 1, keepdims=True), 0.0)
+    loss, metric = separate, acc
+  model.compile(optimizer=models.optimizer(args.ft_lr, args.ft_steps, 0.1, 0.01), loss=loss,
+                metrics=[metric])
   sequences = args.ft_steps * args.bs
   order = np.concatenate([rng.permutation(len(ids['train']))
                           for _ in range(sequences // len(ids['train']) + 1)])[:sequences]
+  inputs = {split: {features.TOKEN_IDS_KEY: ids[split]} for split in ('train', 'eval')}
+  if args.ngram_buckets:
+    for split, ngram_inputs in _ngram_features(data, features, args.ngram_buckets).items():
+      inputs[split].update(ngram_inputs)
   result['ft'] = []
   for part in np.array_split(order, args.ft_epochs):
-    model.fit(ids['train'][part], labels['train'][part], batch_size=args.bs, verbose=0, shuffle=False)
-    metrics = model.evaluate(ids['eval'], labels['eval'], batch_size=256, verbose=0, return_dict=True)
+    model.fit({k: v[part] for k, v in inputs['train'].items()}, labels['train'][part],
+              batch_size=args.bs, verbose=0, shuffle=False)
+    metrics = model.evaluate(inputs['eval'], labels['eval'], batch_size=256, verbose=0, return_dict=True)
     result['ft'].append(round(metrics['acc'], 4))
   return {**result, 'best': max(result['ft']), 's': round(time.time() - start)}
 
 
-def sweep(npz_path: str, results_path: str) -> None:
-  """Runs every variant as its own process, all at once; one JSON line each."""
+def sweep(npz_path: str, results_path: str, prefix: str) -> None:
+  """Runs every variant whose name starts with `prefix` as its own process, all at once; one
+  JSON line each."""
   processes = {name: subprocess.Popen(
       [sys.executable, __file__, 'run', npz_path, '--name', name, *arguments.split()],
       stdout=subprocess.PIPE, env={**os.environ, 'OMP_NUM_THREADS': '1'})
-      for name, arguments in VARIANTS.items()}
+      for name, arguments in VARIANTS.items() if name.startswith(prefix)}
   with open(results_path, 'w') as out:
     for name, process in processes.items():
       lines = process.communicate()[0].decode().splitlines()
@@ -217,13 +291,15 @@ def main() -> None:
   sweep_parser = commands.add_parser('sweep')
   sweep_parser.add_argument('npz')
   sweep_parser.add_argument('results')
+  sweep_parser.add_argument('--prefix', default='', help='Only the variants named so.')
   commands.add_parser('report').add_argument('results')
   run_parser = commands.add_parser('run')
   run_parser.add_argument('data')
   run_parser.add_argument('--name', required=True)
   for flag, default in (('pre_steps', 1500), ('layers', 2), ('hidden', 128), ('heads', 2),
                         ('inter', 512), ('bs', 64), ('ft_steps', 900), ('ft_epochs', 6),
-                        ('vocab', 20000), ('checks', 6), ('seed', 0)):
+                        ('vocab', 20000), ('checks', 6), ('seed', 0), ('ngram_buckets', 0),
+                        ('ngrams_only', 0), ('separate_losses', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
   for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4)):
     run_parser.add_argument(f'--{flag}', type=float, default=default)
@@ -233,7 +309,7 @@ def main() -> None:
   if args.command == 'export':
     export(args.transformed_examples, args.npz)
   elif args.command == 'sweep':
-    sweep(args.npz, args.results)
+    sweep(args.npz, args.results, args.prefix)
   elif args.command == 'report':
     report(args.results)
   else:

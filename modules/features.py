@@ -21,9 +21,13 @@ MLM_TOKEN_IDS_KEY = 'mlm_token_ids'  # Ids after BERT masking: what the MLM read
 MLM_POSITIONS_KEY = 'mlm_positions'  # Where the masked-LM predicts.
 MLM_LABELS_KEY = 'mlm_labels'  # The original ids at those positions.
 MLM_WEIGHTS_KEY = 'mlm_weights'  # 1.0 for a real prediction, 0.0 for padding.
-# Hash buckets of the unigrams and bigrams of the words in `token_ids`, padded with PAD_ID:
-# what the classifier's linear n-gram part reads.
+# Hash buckets of the review's distinct unigrams and bigrams, padded with PAD_ID, and the
+# naive-Bayes log-count ratio of each (0.0 for padding): what the classifier's linear n-gram
+# part reads.
 NGRAM_IDS_KEY = 'ngram_ids'
+NGRAM_LOG_RATIOS_KEY = 'ngram_log_ratios'
+# 99% of aclImdb reviews have fewer distinct unigrams and bigrams; longer ones keep their first.
+MAX_NGRAMS_PER_REVIEW = 1024
 
 # Special tokens sit at fixed ids before the learned vocabulary.
 PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = '[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'
@@ -54,12 +58,6 @@ def length_bucket(text: str) -> str:
   start = max(bound for bound in LENGTH_BUCKET_STARTS if bound <= words)
   ends = [bound for bound in LENGTH_BUCKET_STARTS if bound > words]
   return f'{start}-{ends[0] - 1}' if ends else f'{start}+'
-
-
-def ngram_length(sequence_length: int) -> int:
-  """Length of `ngram_ids`: the unigrams and bigrams of the sequence's words."""
-  words = sequence_length - 2  # Less [CLS] and [SEP].
-  return 2 * words - 1
 
 
 def max_predictions(sequence_length: int) -> int:

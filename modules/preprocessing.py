@@ -52,16 +52,37 @@ def _token_ids(tokens: tf.RaggedTensor, words: tf.RaggedTensor, sequence_length:
   return ids.to_tensor(default_value=features.PAD_ID, shape=[None, sequence_length])
 
 
-def ngram_ids(words: tf.RaggedTensor, num_buckets: int, sequence_length: int) -> tf.Tensor:
-  """Hash buckets in [1, num_buckets) of the unigrams then bigrams of `words`, padded with PAD_ID.
+def ngram_ids(tokens: tf.RaggedTensor, num_buckets: int) -> tf.RaggedTensor:
+  """Hash buckets in [1, num_buckets) of the review's distinct unigrams and bigrams.
 
-  Buckets hash the strings, not vocabulary ids, so they keep their meaning across runs whose
+  All of the review's words count, not only those that fit the encoder's sequence; each
+  n-gram once, in order of first appearance, at most MAX_NGRAMS_PER_REVIEW of them. Buckets
+  hash the strings, not vocabulary ids, so they keep their meaning across runs whose
   vocabularies differ: a warm-started classifier keeps its n-gram weights.
   """
-  ngrams = tf.strings.ngrams(words, ngram_width=(1, 2), separator=' ')
-  buckets = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, ngrams, num_buckets - 1)
-  return (buckets + 1).to_tensor(
-      default_value=features.PAD_ID, shape=[None, features.ngram_length(sequence_length)])
+  ngrams = tf.strings.ngrams(tokens, ngram_width=(1, 2), separator=' ')
+  buckets = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, ngrams, num_buckets - 1) + 1
+  # Row-major keys keep rows apart and in order; tf.unique keeps first appearances.
+  keys = tf.unique(buckets.value_rowids() * num_buckets + buckets.flat_values).y
+  distinct = tf.RaggedTensor.from_value_rowids(keys % num_buckets, keys // num_buckets,
+                                               nrows=buckets.nrows())
+  return distinct[:, :features.MAX_NGRAMS_PER_REVIEW]
+
+
+def ngram_log_ratios(ids: tf.RaggedTensor, label: tf.Tensor, num_buckets: int) -> tf.RaggedTensor:
+  """The naive-Bayes log-count ratio of each of `ids`, learned from the labeled analyzed reviews.
+
+  log(p_b / |p|) - log(q_b / |q|), where p_b and q_b count the positive and negative reviews
+  with an n-gram in bucket b, plus one (Wang and Manning 2012, "Baselines and Bigrams", NBSVM).
+  Unlabeled reviews count for neither.
+  """
+  row_label = tf.gather(label, ids.value_rowids())
+  counts = [tf.math.unsorted_segment_sum(tf.cast(tf.equal(row_label, value), tf.float32),
+                                         ids.flat_values, num_buckets) for value in (1, 0)]
+  positive, negative = tf.unstack(tft.sum(tf.stack(counts)[None], reduce_instance_dims=False))
+  log_ratios = (tf.math.log((positive + 1) / tf.reduce_sum(positive + 1))
+                - tf.math.log((negative + 1) / tf.reduce_sum(negative + 1)))
+  return tf.ragged.map_flat_values(tf.gather, log_ratios, ids)
 
 
 def _position_hashes(text: tf.Tensor, sequence_length: int) -> tf.Tensor:
@@ -130,7 +151,8 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict[str, Any]
       `ngram_ids`) from the pipeline.
 
   Returns:
-    Clean `token_ids`, the MLM features, `ngram_ids` and `label` ([batch]).
+    Clean `token_ids`, the MLM features, `ngram_ids` with their `ngram_log_ratios`, and
+    `label` ([batch]).
   """
   sequence_length = custom_config['sequence_length']
   text = tf.reshape(inputs[features.TEXT_KEY], [-1])
@@ -139,8 +161,12 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict[str, Any]
   token_ids = _token_ids(tokens, words, sequence_length, custom_config['vocabulary_size'])
   outputs = mask_tokens(text, token_ids, sequence_length)
   outputs[features.TOKEN_IDS_KEY] = token_ids
+  label = tf.reshape(inputs[features.LABEL_KEY], [-1])
   if custom_config['ngram_buckets']:
-    outputs[features.NGRAM_IDS_KEY] = ngram_ids(words, custom_config['ngram_buckets'],
-                                                sequence_length)
-  outputs[features.LABEL_KEY] = tf.reshape(inputs[features.LABEL_KEY], [-1])
+    ids = ngram_ids(tokens, custom_config['ngram_buckets'])
+    log_ratios = ngram_log_ratios(ids, label, custom_config['ngram_buckets'])
+    shape = [None, features.MAX_NGRAMS_PER_REVIEW]
+    outputs[features.NGRAM_IDS_KEY] = ids.to_tensor(features.PAD_ID, shape=shape)
+    outputs[features.NGRAM_LOG_RATIOS_KEY] = log_ratios.to_tensor(0.0, shape=shape)
+  outputs[features.LABEL_KEY] = label
   return outputs

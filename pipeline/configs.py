@@ -82,7 +82,7 @@ PRESETS = {
         eval_percent=10,
         sequence_length=256,
         vocabulary_size=20_000,
-        ngram_buckets=2**18,
+        ngram_buckets=2**20,
         encoder=EncoderConfig(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512),
         pretraining=TrainingConfig(steps=1_500, eval_steps=20, batch_size=64, epochs=5,
                                    learning_rate=1e-3, jit_compile=True),

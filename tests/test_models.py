@@ -41,17 +41,19 @@ def test_classifier_adds_a_linear_model_of_the_ngrams_to_the_encoders_logit():
   weights = rng.normal(size=(10, 1)).astype('float32')
   with_ngrams.get_layer('ngram_weights').set_weights([weights])
   token_ids = _token_ids(rng)
-  ngram_ids = np.zeros((3, features.ngram_length(SEQUENCE_LENGTH)), np.int64)
-  ngram_ids[0, :3] = [4, 4, 7]  # Two n-grams in one bucket count twice.
-  ngram_ids[1, :1] = [9]  # The third review has no n-grams: the encoder's logit alone.
+  ngram_ids = np.zeros((3, features.MAX_NGRAMS_PER_REVIEW), np.int64)
+  log_ratios = np.zeros((3, features.MAX_NGRAMS_PER_REVIEW), np.float32)
+  ngram_ids[0, :2], log_ratios[0, :2] = [4, 7], [0.5, -2.0]
+  ngram_ids[1, :1], log_ratios[1, :1] = [9], [1.5]
+  # The third review has no n-grams: the encoder's logit alone.
 
-  logits = with_ngrams.predict({features.TOKEN_IDS_KEY: token_ids,
-                                features.NGRAM_IDS_KEY: ngram_ids}, verbose=0)[:, 0]
+  logits = with_ngrams.predict({features.TOKEN_IDS_KEY: token_ids, features.NGRAM_IDS_KEY: ngram_ids,
+                                features.NGRAM_LOG_RATIOS_KEY: log_ratios}, verbose=0)[:, 0]
   encoder_logits = bert_only.predict({features.TOKEN_IDS_KEY: token_ids}, verbose=0)[:, 0]
   scale = models.NGRAM_WEIGHT_SCALE
   np.testing.assert_allclose(logits - encoder_logits, [
-      scale * (2 * weights[4, 0] + weights[7, 0]) / np.sqrt(3), scale * weights[9, 0], 0.0],
+      scale * (0.5 * weights[4, 0] - 2.0 * weights[7, 0]), scale * 1.5 * weights[9, 0], 0.0],
       rtol=1e-4, atol=1e-4)
-  assert sorted(models.classifier_inputs(with_ngrams)) == [features.NGRAM_IDS_KEY,
-                                                          features.TOKEN_IDS_KEY]
+  assert sorted(models.classifier_inputs(with_ngrams)) == sorted(
+      [features.NGRAM_IDS_KEY, features.NGRAM_LOG_RATIOS_KEY, features.TOKEN_IDS_KEY])
   assert models.classifier_inputs(bert_only) == [features.TOKEN_IDS_KEY]
