@@ -43,18 +43,26 @@ def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
   """The classifier saved at `path`, its token embedding re-indexed to `vocabulary`.
 
   Transform learns a vocabulary on each run's data, so ids move between runs: a token known
-  to both keeps its trained embedding, a new token starts from a random one.
+  to both keeps its trained embedding, a new token starts from a random one. An n-gram part
+  that the saved classifier lacks, or has with another number of buckets, starts from zero
+  while the encoder and its head continue (a run after upgrading to or resizing that part).
 
   Raises:
-    ValueError: the saved classifier's other weights do not fit this run's model.
+    ValueError: the saved encoder or head does not fit this run's model.
   """
   previous = keras.saving.load_model(os.path.join(path, models.CLASSIFIER_FILE))
   with tf.io.gfile.GFile(os.path.join(path, models.VOCABULARY_FILE)) as vocabulary_file:
     previous_ids = {token: i for i, token in enumerate(vocabulary_file.read().splitlines())}
   encoder = models.build_encoder(len(vocabulary), sequence_length, config)
   model = models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
-  for weight, previous_weight in zip(model.weights, previous.weights):
-    if weight is encoder.token_embedding.embeddings:
+  for weight, previous_weight in zip(_deep_weights(model), _deep_weights(previous)):
+    is_token_embedding = weight is encoder.token_embedding.embeddings
+    # The token embedding has a row per vocabulary entry; all other shapes must match.
+    first_fixed_axis = 1 if is_token_embedding else 0
+    if weight.shape[first_fixed_axis:] != previous_weight.shape[first_fixed_axis:]:
+      raise ValueError(f'Cannot warm-start from {path}: {weight.path} is {previous_weight.shape} '
+                       f'there and {weight.shape} here; the model size or sequence length changed')
+    if is_token_embedding:
       kept = [(i, previous_ids[token]) for i, token in enumerate(vocabulary)
               if token in previous_ids]
       values = keras.ops.convert_to_numpy(weight)
@@ -63,12 +71,28 @@ def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
       weight.assign(values)
       logging.info('Warm start from %s: %d of %d tokens keep their embedding', path, len(kept),
                    len(vocabulary))
-    elif weight.shape != previous_weight.shape:
-      raise ValueError(f'Cannot warm-start from {path}: {weight.path} is {previous_weight.shape} '
-                       f'there and {weight.shape} here; the model size or sequence length changed')
     else:
       weight.assign(previous_weight)
+  if config['ngram_buckets']:
+    _warm_start_ngrams(model, previous, path)
   return model
+
+
+def _deep_weights(model: keras.Model) -> List[keras.Variable]:
+  """The weights of the encoder and its head: all but the n-gram part's."""
+  return [weight for weight in model.weights
+          if not weight.path.startswith(models.NGRAM_WEIGHTS_LAYER)]
+
+
+def _warm_start_ngrams(model: keras.Model, previous: keras.Model, path: str) -> None:
+  """Continues the saved n-gram weights where they fit; otherwise they stay at zero."""
+  ngram_weights = model.get_layer(models.NGRAM_WEIGHTS_LAYER)
+  saved = {layer.name: layer for layer in previous.layers}.get(models.NGRAM_WEIGHTS_LAYER)
+  if saved is not None and saved.embeddings.shape == ngram_weights.embeddings.shape:
+    ngram_weights.set_weights(saved.get_weights())
+  else:
+    logging.warning('Warm start from %s: its n-gram part does not fit %d buckets, so that part '
+                    'starts from zero', path, ngram_weights.input_dim)
 
 
 def _save_for_warm_start(model: keras.Model, vocabulary: List[str], serving_model_dir: str) -> None:

@@ -14,6 +14,7 @@ MASK_POSITIONS_INPUT = 'mask_positions'
 # 89.9% eval accuracy at a scale of 1, 91.4% at 3, 91.9% at 10 and 91.1% at 30 (NBSVM fit by
 # scikit-learn's logistic regression: 91.4%).
 NGRAM_WEIGHT_SCALE = 10.0
+NGRAM_WEIGHTS_LAYER = 'ngram_weights'
 # The pretrained encoder (config and weights), saved beside the pretraining SavedModel:
 # Keras 3 cannot load a SavedModel directory.
 ENCODER_FILE = 'encoder.keras'
@@ -127,7 +128,7 @@ def _ngram_logit(ngram_ids: keras.KerasTensor, log_ratios: keras.KerasTensor,
   fine-tuning steps.
   """
   weights = keras.layers.Embedding(ngram_buckets, 1, embeddings_initializer='zeros',
-                                   name='ngram_weights')(ngram_ids)
+                                   name=NGRAM_WEIGHTS_LAYER)(ngram_ids)
   return NGRAM_WEIGHT_SCALE * keras.ops.sum(keras.ops.squeeze(weights, -1) * log_ratios, axis=1,
                                             keepdims=True)
 

@@ -39,7 +39,7 @@ def test_classifier_adds_a_linear_model_of_the_ngrams_to_the_encoders_logit():
   with_ngrams = models.build_classifier(encoder, dropout=0.0, ngram_buckets=10)
   with_ngrams.get_layer('sentiment_logit').set_weights(bert_only.get_layer('sentiment_logit').get_weights())
   weights = rng.normal(size=(10, 1)).astype('float32')
-  with_ngrams.get_layer('ngram_weights').set_weights([weights])
+  with_ngrams.get_layer(models.NGRAM_WEIGHTS_LAYER).set_weights([weights])
   token_ids = _token_ids(rng)
   ngram_ids = np.zeros((3, features.MAX_NGRAMS_PER_REVIEW), np.int64)
   log_ratios = np.zeros((3, features.MAX_NGRAMS_PER_REVIEW), np.float32)
