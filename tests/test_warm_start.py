@@ -35,9 +35,9 @@ def _token_embedding(model):
 
 def _other_weights(model):
   """The encoder's and the head's weights but the token embedding."""
-  return [keras.ops.convert_to_numpy(weight) for weight in model.weights
-          if weight is not _token_embedding(model)
-          and not weight.path.startswith(models.NGRAM_WEIGHTS_LAYER)]
+  return [keras.ops.convert_to_numpy(weight)
+          for weight in classifier_trainer._deep_weights(model)  # pylint: disable=protected-access
+          if weight is not _token_embedding(model)]
 
 
 def _ngram_weights(model):
