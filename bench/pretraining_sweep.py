@@ -168,10 +168,7 @@ def _classifier(keras, models, encoder, args):
     head.trainable = False
     return model
   if args.separate_losses:  # Outputs [encoder logit, n-gram logit], each with its own loss.
-    with_ngrams = models.build_classifier(encoder, 0.1, args.ngram_buckets)
-    encoder_logit = with_ngrams.get_layer('sentiment_logit').output
-    ngram_logit = with_ngrams.output - encoder_logit
-    return keras.Model(with_ngrams.inputs, keras.ops.concatenate([encoder_logit, ngram_logit], 1))
+    return models.part_logits(models.build_classifier(encoder, 0.1, args.ngram_buckets))
   if args.pooling == 'cls':
     return models.build_classifier(encoder, 0.1, args.ngram_buckets)
   token_ids = keras.Input((encoder.max_sequence_length,), dtype='int64', name='token_ids')

@@ -2,7 +2,8 @@
 
 Measures, in one run on this machine: per-component wall time; MLM training speed (tokens/s and
 achieved FLOP/s ÷ fp32 matmul FLOP/s measured here); masked-token accuracy; the classifier's
-test accuracy and AUC from the Evaluator; the same classifier without pretraining; a TF-IDF
+test accuracy and AUC from the Evaluator, and each of its parts' accuracy on `eval`; the same
+classifier without pretraining; a TF-IDF
 logistic-regression baseline on the same splits; and the fill-mask probe.
 
 Usage: python bench/run_benchmark.py [--preset default] [--data PATH] [--no-ablation]
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from modules import features, training
+from modules import classifier_trainer, features, training
 from pipeline import configs, corpus, inference, summary
 from pipeline.pipeline import create_pipeline
 
@@ -89,6 +90,21 @@ def training_stats(model_run_uri: str) -> dict:
     return json.load(stats_file)
 
 
+def blend(run: summary.RunSummary) -> dict:
+  """The ClassifierTrainer's blend: weights and the eval accuracy of each part and of the blend."""
+  with open(os.path.join(run.outputs['ClassifierTrainer']['ModelRun'],
+                         classifier_trainer.BLEND_FILE)) as blend_file:
+    return json.load(blend_file)
+
+
+def _blend_row(label: str, fitted: dict) -> str:
+  accuracy = fitted['eval_accuracy']
+  weights = ', '.join(f'{part} {weight:.2f}' for part, weight in fitted['weights'].items())
+  return (f"| {label}: eval accuracy of encoder / n-grams / blend (weights) | "
+          f"{accuracy['encoder']:.4f} / {accuracy.get('ngrams', float('nan')):.4f} / "
+          f"{accuracy['blend']:.4f} ({weights}) |")
+
+
 def linear_baseline(examples_uri: str) -> dict:
   """TF-IDF unigrams+bigrams and logistic regression, untuned: fit on `train`, score `test`."""
   from sklearn.feature_extraction.text import TfidfVectorizer
@@ -123,11 +139,13 @@ def markdown(result: dict) -> str:
             f"({mlm['achieved_gflops']:.1f} / {result['matmul_gflops']:.1f} GFLOP/s) |",
             f"| masked-token accuracy (eval) | {mlm['masked_accuracy']:.4f} |",
             f"| classifier test accuracy / AUC | {result['classifier']['binary_accuracy']:.4f} / "
-            f"{result['classifier']['auc']:.4f} |"]
+            f"{result['classifier']['auc']:.4f} |",
+            _blend_row('classifier', result['blend'])]
   if result.get('no_pretraining'):
-    lines.append(f"| without pretraining: test accuracy / AUC | "
-                 f"{result['no_pretraining']['binary_accuracy']:.4f} / "
-                 f"{result['no_pretraining']['auc']:.4f} |")
+    lines += [f"| without pretraining: test accuracy / AUC | "
+              f"{result['no_pretraining']['binary_accuracy']:.4f} / "
+              f"{result['no_pretraining']['auc']:.4f} |",
+              _blend_row('without pretraining', result['no_pretraining']['blend'])]
   lines += [f"| TF-IDF + logistic regression: test accuracy / AUC | "
             f"{result['linear_baseline']['binary_accuracy']:.4f} / "
             f"{result['linear_baseline']['auc']:.4f} ({result['linear_baseline']['seconds']:.0f} s) |",
@@ -170,14 +188,15 @@ def main() -> int:
           'masked_accuracy': stats['epochs'][-1]['val_masked_accuracy'],
       },
       'classifier': run.test_metrics,
+      'blend': blend(run),
       'blessed': run.blessed,
       'fill_mask': [token for token, _ in inference.fill_mask(
           PROBE, run.outputs['PretrainTrainer']['Model'], run.outputs['Transform']['TransformGraph'])],
       'linear_baseline': linear_baseline(run.outputs['ImdbExampleGen']['Examples']),
   }
   if not args.no_ablation:
-    result['no_pretraining'] = run_pipeline(
-        args.preset, corpus_path, output_dir, pretrain_encoder=False).test_metrics
+    ablation = run_pipeline(args.preset, corpus_path, output_dir, pretrain_encoder=False)
+    result['no_pretraining'] = {**ablation.test_metrics, 'blend': blend(ablation)}
   RESULTS_DIR.mkdir(exist_ok=True)
   (RESULTS_DIR / f'{args.preset}.json').write_text(json.dumps(result, indent=2))
   (RESULTS_DIR / f'{args.preset}.md').write_text(markdown(result))

@@ -1,9 +1,11 @@
 """ClassifierTrainer's run_fn: fine-tunes the pretrained encoder into a sentiment classifier."""
 
+import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
@@ -11,11 +13,20 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import features, inputs, models, serving, training
 
+# Written to the Trainer's ModelRun directory: the fitted blend and each part's eval accuracy.
+BLEND_FILE = 'blend.json'
+# Ridge penalty of the blend's logistic regression: keeps its few weights finite when one part
+# separates the eval reviews.
+_BLEND_L2 = 1.0
 
-def _classifier_batch(parsed):
-  """Transformed features → (the classifier's inputs, label as a float column)."""
-  label = tf.cast(parsed[features.LABEL_KEY], tf.float32)[:, None]
-  return {key: value for key, value in parsed.items() if key != features.LABEL_KEY}, label
+
+def _part_batches(num_parts: int) -> Callable:
+  """Maps transformed features to (the classifier's inputs, the label once per part)."""
+  def to_batch(parsed):
+    label = tf.cast(parsed[features.LABEL_KEY], tf.float32)[:, None]
+    return ({key: value for key, value in parsed.items() if key != features.LABEL_KEY},
+            tf.tile(label, [1, num_parts]))
+  return to_batch
 
 
 def _vocabulary(tft_output: tft.TFTransformOutput) -> List[str]:
@@ -79,9 +90,9 @@ def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
 
 
 def _deep_weights(model: keras.Model) -> List[keras.Variable]:
-  """The weights of the encoder and its head: all but the n-gram part's."""
+  """The weights of the encoder and its head: not the n-gram part's, nor the blend (refitted)."""
   return [weight for weight in model.weights
-          if not weight.path.startswith(models.NGRAM_WEIGHTS_LAYER)]
+          if not weight.path.startswith((models.NGRAM_WEIGHTS_LAYER, models.BLEND_LAYER))]
 
 
 def _warm_start_ngrams(model: keras.Model, previous: keras.Model, path: str) -> None:
@@ -95,6 +106,43 @@ def _warm_start_ngrams(model: keras.Model, previous: keras.Model, path: str) -> 
                     'starts from zero', path, ngram_weights.input_dim)
 
 
+def _logistic_regression(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> Tuple[np.ndarray, float]:
+  """Weights and bias of an L2-penalized logistic regression of `y` on the columns of `x` (Newton)."""
+  x = np.concatenate([x, np.ones((len(x), 1))], axis=1).astype(np.float64)
+  coefficients = np.zeros(x.shape[1])
+  for _ in range(iterations):
+    probability = 1 / (1 + np.exp(-x @ coefficients))
+    gradient = x.T @ (probability - y) + _BLEND_L2 * coefficients
+    hessian = (x.T * probability * (1 - probability)) @ x + _BLEND_L2 * np.eye(x.shape[1])
+    step = np.linalg.solve(hessian, gradient)
+    coefficients -= step
+    if np.abs(step).max() < 1e-9:
+      break
+  return coefficients[:-1], float(coefficients[-1])
+
+
+def _fit_blend(model: keras.Model, parts: keras.Model, eval_dataset: tf.data.Dataset,
+               eval_steps: int) -> Dict[str, Any]:
+  """Sets the blend to the logistic regression of the labels on the part logits over `eval`.
+
+  Stacking (Wolpert 1992): the weights come from reviews neither part trained on. Returns the
+  weights and the eval accuracy of each part and of the blend.
+  """
+  logits, labels = [], []
+  for batch_inputs, batch_labels in eval_dataset.take(eval_steps):
+    # A plain call: Keras's predict would gather the batch from every worker.
+    logits.append(keras.ops.convert_to_numpy(parts(batch_inputs, training=False)))
+    labels.append(batch_labels.numpy()[:, 0])
+  logits, labels = np.concatenate(logits), np.concatenate(labels)
+  weights, bias = _logistic_regression(logits, labels)
+  model.get_layer(models.BLEND_LAYER).set_weights([weights[:, None], np.array([bias])])
+  names = ['encoder', 'ngrams'][:logits.shape[1]]
+  accuracy = {name: float(np.mean((logits[:, i] > 0) == labels)) for i, name in enumerate(names)}
+  accuracy['blend'] = float(np.mean((logits @ weights + bias > 0) == labels))
+  return {'weights': dict(zip(names, weights.tolist())), 'bias': bias,
+          'eval_reviews': len(labels), 'eval_accuracy': accuracy}
+
+
 def _save_for_warm_start(model: keras.Model, vocabulary: List[str], serving_model_dir: str) -> None:
   """Saves the Keras classifier and its vocabulary beside the serving SavedModel."""
   model.save(os.path.join(serving_model_dir, models.CLASSIFIER_FILE))
@@ -104,6 +152,9 @@ def _save_for_warm_start(model: keras.Model, vocabulary: List[str], serving_mode
 
 def run_fn(fn_args: FnArgs) -> None:
   """Fine-tunes on `train`, keeps the epoch best on `eval`, exports the serving SavedModel.
+
+  Each part of the classifier (encoder, n-grams) learns the labels on its own; the epoch kept is
+  the one whose parts have the best mean accuracy on `eval`, whose reviews then fit the blend.
 
   Args:
     fn_args: TFX Trainer arguments; `base_model` is the PretrainTrainer's model.
@@ -119,14 +170,20 @@ def run_fn(fn_args: FnArgs) -> None:
   vocabulary = _vocabulary(tft_output)
   with strategy.scope():
     model = _classifier(fn_args, tft_output, vocabulary)
+    parts = models.part_logits(model)
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
       fn_args, tft_output, models.classifier_inputs(model) + [features.LABEL_KEY],
-      _classifier_batch)
-  training.fit(model, train_dataset, eval_dataset, fn_args, strategy,
+      _part_batches(parts.output.shape[-1]))
+  training.fit(parts, train_dataset, eval_dataset, fn_args, strategy,
                loss=keras.losses.BinaryCrossentropy(from_logits=True),
                metrics=[keras.metrics.BinaryAccuracy(name='accuracy', threshold=0.0),
                         keras.metrics.AUC(name='auc', from_logits=True)],
                best_by='val_accuracy')
+  blend = _fit_blend(model, parts, eval_dataset, fn_args.eval_steps)
+  logging.info('Blend fitted on eval: %s', blend)
+  with training.output_dir(fn_args.model_run_dir, strategy) as model_run_dir:
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, BLEND_FILE), 'w') as out:
+      out.write(json.dumps(blend, indent=2))
   with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
     serving.export(model, tft_output, model_dir)
     _save_for_warm_start(model, vocabulary, model_dir)

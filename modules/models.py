@@ -15,6 +15,8 @@ MASK_POSITIONS_INPUT = 'mask_positions'
 # scikit-learn's logistic regression: 91.4%).
 NGRAM_WEIGHT_SCALE = 10.0
 NGRAM_WEIGHTS_LAYER = 'ngram_weights'
+# Weighs the classifier's part logits into its logit; fitted on `eval`, not by gradient.
+BLEND_LAYER = 'blend'
 # The pretrained encoder (config and weights), saved beside the pretraining SavedModel:
 # Keras 3 cannot load a SavedModel directory.
 ENCODER_FILE = 'encoder.keras'
@@ -98,6 +100,12 @@ def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float,
                      ngram_buckets: int = 0) -> keras.Model:
   """Encoder + pooled [CLS] head, plus a linear model of the review's n-grams: one logit per review.
 
+  Each part computes a logit of its own; the classifier's logit is their weighted sum (layer
+  BLEND_LAYER, which gradients do not train). Train the parts with `part_logits`, each on the
+  labels alone, then fit the blend on held-out reviews. Trained as one sum instead, the fast
+  n-gram part and the encoder shared the fit of the training set (99.7% accuracy) and
+  generalized worse than the n-gram part alone.
+
   Args:
     encoder: The (pretrained or random) BERT encoder.
     dropout: Dropout before the [CLS] head's output.
@@ -106,16 +114,24 @@ def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float,
   token_ids = keras.Input((encoder.max_sequence_length,), dtype='int64', name=features.TOKEN_IDS_KEY)
   pooled = _encode(encoder, token_ids)['pooled_output']
   pooled = keras.layers.Dropout(dropout)(pooled)
-  logits = keras.layers.Dense(1, name='sentiment_logit')(pooled)
+  part_logits = [keras.layers.Dense(1, name='sentiment_logit')(pooled)]
   model_inputs = {features.TOKEN_IDS_KEY: token_ids}
   if ngram_buckets:
     shape = (features.MAX_NGRAMS_PER_REVIEW,)
     ngram_ids = keras.Input(shape, dtype='int64', name=features.NGRAM_IDS_KEY)
     log_ratios = keras.Input(shape, dtype='float32', name=features.NGRAM_LOG_RATIOS_KEY)
-    logits = logits + _ngram_logit(ngram_ids, log_ratios, ngram_buckets)
+    part_logits.append(_ngram_logit(ngram_ids, log_ratios, ngram_buckets))
     model_inputs.update({features.NGRAM_IDS_KEY: ngram_ids,
                          features.NGRAM_LOG_RATIOS_KEY: log_ratios})
-  return keras.Model(model_inputs, logits, name='classifier')
+  # Until fitted, the blend is the plain sum of the parts.
+  logit = keras.layers.Dense(1, kernel_initializer='ones', trainable=False, name=BLEND_LAYER)(
+      keras.ops.concatenate(part_logits, axis=1))
+  return keras.Model(model_inputs, logit, name='classifier')
+
+
+def part_logits(classifier: keras.Model) -> keras.Model:
+  """The classifier's parts before the blend: [batch, parts] logits, the encoder's first."""
+  return keras.Model(classifier.input, classifier.get_layer(BLEND_LAYER).input, name='part_logits')
 
 
 def _ngram_logit(ngram_ids: keras.KerasTensor, log_ratios: keras.KerasTensor,

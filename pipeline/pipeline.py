@@ -149,7 +149,7 @@ def create_pipeline(
   ).with_id('PretrainTrainer') if pretrain_encoder else None
 
   # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served, with a
-  # linear model of the review's n-grams beside it (wide and deep).
+  # linear model of the review's n-grams beside it, blended by weights fitted on `eval`.
   classifier_trainer = WarmStartTrainer(
       run_fn=CLASSIFIER_RUN_FN,
       examples=transform.outputs['transformed_examples'],

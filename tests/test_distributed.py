@@ -57,6 +57,9 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(transformed, module,
   # at the end mean the gradients were all-reduced at every step.
   digests = [re.findall(r'Weights after training: (\w+)', log) for log in logs]
   assert len(digests[0]) == 1 and digests[0] == digests[1]
+  # The classifier's blend, fitted by each worker on all of `eval`, is the same on both.
+  blends = [re.findall(r'Blend fitted on eval: (.*)', log) for log in logs]
+  assert len(blends[0]) == (module == 'modules.classifier_trainer') and blends[0] == blends[1]
   # The chief (worker 0) wrote the model and the training log; the other wrote nothing there.
   assert sorted(os.listdir(fn_args['serving_model_dir'])).count(saved_file) == 1
   stats = json.load(open(os.path.join(fn_args['model_run_dir'], training.TRAINING_STATS_FILE)))

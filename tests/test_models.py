@@ -32,7 +32,18 @@ def test_masked_lm_head_computes_what_keras_hubs_does():
                              reference(sequence, mask_positions=positions), rtol=1e-5, atol=1e-5)
 
 
-def test_classifier_adds_a_linear_model_of_the_ngrams_to_the_encoders_logit():
+def _classifier_inputs(rng, ngram_buckets):
+  """Three reviews: two with n-grams, the third with none (its n-gram logit is 0)."""
+  ngram_ids = np.zeros((3, features.MAX_NGRAMS_PER_REVIEW), np.int64)
+  log_ratios = np.zeros((3, features.MAX_NGRAMS_PER_REVIEW), np.float32)
+  ngram_ids[0, :2], log_ratios[0, :2] = [4, 7], [0.5, -2.0]
+  ngram_ids[1, :1], log_ratios[1, :1] = [9], [1.5]
+  assert ngram_ids.max() < ngram_buckets
+  return {features.TOKEN_IDS_KEY: _token_ids(rng), features.NGRAM_IDS_KEY: ngram_ids,
+          features.NGRAM_LOG_RATIOS_KEY: log_ratios}
+
+
+def test_classifier_parts_are_the_encoders_logit_and_a_linear_model_of_the_ngrams():
   rng = np.random.default_rng(1)
   encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
   bert_only = models.build_classifier(encoder, dropout=0.0)
@@ -40,20 +51,34 @@ def test_classifier_adds_a_linear_model_of_the_ngrams_to_the_encoders_logit():
   with_ngrams.get_layer('sentiment_logit').set_weights(bert_only.get_layer('sentiment_logit').get_weights())
   weights = rng.normal(size=(10, 1)).astype('float32')
   with_ngrams.get_layer(models.NGRAM_WEIGHTS_LAYER).set_weights([weights])
-  token_ids = _token_ids(rng)
-  ngram_ids = np.zeros((3, features.MAX_NGRAMS_PER_REVIEW), np.int64)
-  log_ratios = np.zeros((3, features.MAX_NGRAMS_PER_REVIEW), np.float32)
-  ngram_ids[0, :2], log_ratios[0, :2] = [4, 7], [0.5, -2.0]
-  ngram_ids[1, :1], log_ratios[1, :1] = [9], [1.5]
-  # The third review has no n-grams: the encoder's logit alone.
+  inputs = _classifier_inputs(rng, ngram_buckets=10)
 
-  logits = with_ngrams.predict({features.TOKEN_IDS_KEY: token_ids, features.NGRAM_IDS_KEY: ngram_ids,
-                                features.NGRAM_LOG_RATIOS_KEY: log_ratios}, verbose=0)[:, 0]
-  encoder_logits = bert_only.predict({features.TOKEN_IDS_KEY: token_ids}, verbose=0)[:, 0]
+  parts = models.part_logits(with_ngrams).predict(inputs, verbose=0)
+  encoder_logits = models.part_logits(bert_only).predict(
+      {features.TOKEN_IDS_KEY: inputs[features.TOKEN_IDS_KEY]}, verbose=0)
+  assert parts.shape == (3, 2) and encoder_logits.shape == (3, 1)
+  np.testing.assert_allclose(parts[:, 0], encoder_logits[:, 0], rtol=1e-5, atol=1e-5)
   scale = models.NGRAM_WEIGHT_SCALE
-  np.testing.assert_allclose(logits - encoder_logits, [
+  np.testing.assert_allclose(parts[:, 1], [
       scale * (0.5 * weights[4, 0] - 2.0 * weights[7, 0]), scale * 1.5 * weights[9, 0], 0.0],
       rtol=1e-4, atol=1e-4)
   assert sorted(models.classifier_inputs(with_ngrams)) == sorted(
       [features.NGRAM_IDS_KEY, features.NGRAM_LOG_RATIOS_KEY, features.TOKEN_IDS_KEY])
   assert models.classifier_inputs(bert_only) == [features.TOKEN_IDS_KEY]
+
+
+def test_classifier_logit_is_the_blend_of_its_parts_which_gradients_leave_alone():
+  rng = np.random.default_rng(2)
+  model = models.build_classifier(
+      models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER), dropout=0.0, ngram_buckets=10)
+  model.get_layer(models.NGRAM_WEIGHTS_LAYER).set_weights([rng.normal(size=(10, 1)).astype('float32')])
+  inputs = _classifier_inputs(rng, ngram_buckets=10)
+  parts = models.part_logits(model).predict(inputs, verbose=0)
+  np.testing.assert_allclose(model.predict(inputs, verbose=0)[:, 0], parts.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+  model.get_layer(models.BLEND_LAYER).set_weights([np.array([[0.5], [2.0]]), np.array([-1.0])])
+  np.testing.assert_allclose(model.predict(inputs, verbose=0)[:, 0], 0.5 * parts[:, 0] + 2 * parts[:, 1] - 1,
+                             rtol=1e-5, atol=1e-5)
+  blend_weights = {id(weight) for weight in model.get_layer(models.BLEND_LAYER).weights}
+  assert not blend_weights & {id(weight) for weight in models.part_logits(model).trainable_weights}
+  assert not blend_weights & {id(weight) for weight in model.trainable_weights}
