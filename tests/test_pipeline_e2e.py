@@ -8,6 +8,8 @@ import sys
 import ml_metadata as mlmd
 from tfx import v1 as tfx
 
+from modules import classifier_trainer
+from pipeline import configs
 from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME
 
 COMPONENTS = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'DataGate',
@@ -45,6 +47,17 @@ def test_every_component_executed(two_runs):
   assert first.test_metrics['binary_accuracy'] >= 0.7
   assert first.blessed is True
   assert f'pushed model: {first.pushed_to}' in stdout
+
+
+def test_classifier_blend_was_fitted_on_the_eval_batches(two_runs):
+  _, (_, first), _ = two_runs
+  blend_path = os.path.join(first.outputs['ClassifierTrainer']['ModelRun'], classifier_trainer.BLEND_FILE)
+  with open(blend_path) as blend_file:
+    blend = json.load(blend_file)
+  fine_tuning = configs.PRESETS['smoke'].fine_tuning
+  assert blend['eval_reviews'] == fine_tuning.eval_steps * fine_tuning.batch_size
+  assert set(blend['weights']) == {'encoder', 'ngrams'}
+  assert blend['eval_accuracy']['blend'] >= 0.7
 
 
 def test_pushed_model_classifies_raw_text_in_a_fresh_process(two_runs):
