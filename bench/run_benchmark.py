@@ -2,9 +2,9 @@
 
 Measures, in one run on this machine: per-component wall time; MLM training speed (tokens/s and
 achieved FLOP/s ÷ fp32 matmul FLOP/s measured here); masked-token accuracy; the classifier's
-test accuracy and AUC from the Evaluator, and each of its parts' accuracy on `eval`; the same
-classifier without pretraining; a TF-IDF
-logistic-regression baseline on the same splits; and the fill-mask probe.
+test accuracy and AUC from the Evaluator, and each of its parts' accuracy on `eval` and `test`;
+the same classifier without pretraining; a TF-IDF logistic-regression baseline on the same
+splits; and the fill-mask probe.
 
 Usage: python bench/run_benchmark.py [--preset default] [--data PATH] [--no-ablation]
 """
@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from modules import classifier_trainer, features, training
+from modules import classifier_trainer, features, models, training
 from pipeline import configs, corpus, inference, summary
 from pipeline.pipeline import create_pipeline
 
@@ -91,18 +91,46 @@ def training_stats(model_run_uri: str) -> dict:
 
 
 def blend(run: summary.RunSummary) -> dict:
-  """The ClassifierTrainer's blend: weights and the eval accuracy of each part and of the blend."""
+  """The ClassifierTrainer's blend: its weights, and the eval and test accuracy of each part and
+  of the blend (test is only reported, as the Evaluator's figures are)."""
   with open(os.path.join(run.outputs['ClassifierTrainer']['ModelRun'],
                          classifier_trainer.BLEND_FILE)) as blend_file:
-    return json.load(blend_file)
+    fitted = json.load(blend_file)
+  return {**fitted, 'test_accuracy': test_accuracy_of_parts(run)}
+
+
+def test_accuracy_of_parts(run: summary.RunSummary, chunk: int = 500) -> dict:
+  """Accuracy on all of `test` of each part of the trained classifier and of their blend."""
+  import keras
+  import tensorflow_transform as tft
+  from tfx.utils import path_utils
+
+  model = keras.saving.load_model(os.path.join(
+      path_utils.serving_model_dir(run.outputs['ClassifierTrainer']['Model']), models.CLASSIFIER_FILE))
+  parts = models.part_logits(model)
+  transform = tft.TFTransformOutput(run.outputs['Transform']['TransformGraph']).transform_features_layer()
+  texts, labels = zip(*summary.reviews(run.outputs['ImdbExampleGen']['Examples'], 'test'))
+  logits = []
+  for start in range(0, len(texts), chunk):
+    transformed = transform({features.TEXT_KEY: tf.reshape(tf.constant(texts[start:start + chunk]), [-1, 1])})
+    logits.append(keras.ops.convert_to_numpy(
+        parts({key: transformed[key] for key in models.classifier_inputs(model)}, training=False)))
+  logits, labels = np.concatenate(logits), np.array(labels)
+  weights, bias = model.get_layer(models.BLEND_LAYER).get_weights()
+  accuracy = {name: float(np.mean((logits[:, i] > 0) == labels))
+              for i, name in enumerate(['encoder', 'ngrams'][:logits.shape[1]])}
+  accuracy['blend'] = float(np.mean((logits @ weights[:, 0] + bias[0] > 0) == labels))
+  return accuracy
 
 
 def _blend_row(label: str, fitted: dict) -> str:
-  accuracy = fitted['eval_accuracy']
   weights = ', '.join(f'{part} {weight:.2f}' for part, weight in fitted['weights'].items())
-  return (f"| {label}: eval accuracy of encoder / n-grams / blend (weights) | "
-          f"{accuracy['encoder']:.4f} / {accuracy.get('ngrams', float('nan')):.4f} / "
-          f"{accuracy['blend']:.4f} ({weights}) |")
+
+  def accuracies(split):
+    return ' / '.join(f"{fitted[f'{split}_accuracy'].get(part, float('nan')):.4f}"
+                      for part in ('encoder', 'ngrams', 'blend'))
+  return (f"| {label}: accuracy of encoder / n-grams / blend (weights {weights}) on eval; on test | "
+          f"{accuracies('eval')}; {accuracies('test')} |")
 
 
 def linear_baseline(examples_uri: str) -> dict:
