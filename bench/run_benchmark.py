@@ -117,10 +117,7 @@ def test_accuracy_of_parts(run: summary.RunSummary, chunk: int = 500) -> dict:
         parts({key: transformed[key] for key in models.classifier_inputs(model)}, training=False)))
   logits, labels = np.concatenate(logits), np.array(labels)
   weights, bias = model.get_layer(models.BLEND_LAYER).get_weights()
-  accuracy = {name: float(np.mean((logits[:, i] > 0) == labels))
-              for i, name in enumerate(['encoder', 'ngrams'][:logits.shape[1]])}
-  accuracy['blend'] = float(np.mean((logits @ weights[:, 0] + bias[0] > 0) == labels))
-  return accuracy
+  return classifier_trainer.part_accuracies(logits, labels, weights[:, 0], bias[0])
 
 
 def _blend_row(label: str, fitted: dict) -> str:
@@ -128,7 +125,7 @@ def _blend_row(label: str, fitted: dict) -> str:
 
   def accuracies(split):
     return ' / '.join(f"{fitted[f'{split}_accuracy'].get(part, float('nan')):.4f}"
-                      for part in ('encoder', 'ngrams', 'blend'))
+                      for part in (*classifier_trainer.PART_NAMES, 'blend'))
   return (f"| {label}: accuracy of encoder / n-grams / blend (weights {weights}) on eval; on test | "
           f"{accuracies('eval')}; {accuracies('test')} |")
 

@@ -15,6 +15,8 @@ from modules import features, inputs, models, serving, training
 
 # Written to the Trainer's ModelRun directory: the fitted blend and each part's eval accuracy.
 BLEND_FILE = 'blend.json'
+# The classifier's parts, in the order of `models.part_logits`' columns.
+PART_NAMES = ('encoder', 'ngrams')
 # Ridge penalty of the blend's logistic regression: keeps its few weights finite when one part
 # separates the eval reviews.
 _BLEND_L2 = 1.0
@@ -136,11 +138,18 @@ def _fit_blend(model: keras.Model, parts: keras.Model, eval_dataset: tf.data.Dat
   logits, labels = np.concatenate(logits), np.concatenate(labels)
   weights, bias = _logistic_regression(logits, labels)
   model.get_layer(models.BLEND_LAYER).set_weights([weights[:, None], np.array([bias])])
-  names = ['encoder', 'ngrams'][:logits.shape[1]]
-  accuracy = {name: float(np.mean((logits[:, i] > 0) == labels)) for i, name in enumerate(names)}
+  return {'weights': dict(zip(PART_NAMES, weights.tolist())), 'bias': bias,
+          'eval_reviews': len(labels),
+          'eval_accuracy': part_accuracies(logits, labels, weights, bias)}
+
+
+def part_accuracies(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                    bias: float) -> Dict[str, float]:
+  """Accuracy of each part's logit (a column of `logits`) and of the blend `logits @ weights + bias`."""
+  accuracy = {name: float(np.mean((logits[:, i] > 0) == labels))
+              for i, name in enumerate(PART_NAMES[:logits.shape[1]])}
   accuracy['blend'] = float(np.mean((logits @ weights + bias > 0) == labels))
-  return {'weights': dict(zip(names, weights.tolist())), 'bias': bias,
-          'eval_reviews': len(labels), 'eval_accuracy': accuracy}
+  return accuracy
 
 
 def _save_for_warm_start(model: keras.Model, vocabulary: List[str], serving_model_dir: str) -> None:
