@@ -1,5 +1,6 @@
 """Finds the aclImdb corpus before any component runs: a local copy, or a verified download."""
 
+import gzip
 import hashlib
 import os
 import pathlib
@@ -85,9 +86,13 @@ def _tarball_folders(path: str) -> Set[str]:
   """
   folders = set()
   try:
-    with tarfile.open(path, 'r|gz') as tar:
-      for member in tar:
-        folders.add(os.path.dirname(member.name.split('/', 1)[-1]))
+    with gzip.open(path) as uncompressed:
+      with tarfile.open(fileobj=uncompressed, mode='r|') as tar:
+        for member in tar:
+          folders.add(os.path.dirname(member.name.split('/', 1)[-1]))
+      # Tarfile skips members' content unchecked: gzip raises EOFError unless the stream ends whole.
+      while uncompressed.read(1 << 20):
+        pass
   except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
     raise CorpusError(f'Corpus {path} is not a readable .tar.gz, or it is truncated ({error}). '
                       f'{_HOW_TO_POINT}') from error
