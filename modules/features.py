@@ -7,6 +7,8 @@ TEXT_KEY = 'text'
 LABEL_KEY = 'label'
 RATING_KEY = 'rating'
 REVIEW_ID_KEY = 'review_id'
+# The review's movie (IMDB title id, from aclImdb's urls files): `eval` is carved by it. Optional.
+MOVIE_ID_KEY = 'movie_id'
 LENGTH_BUCKET_KEY = 'length_bucket'  # Review length in words, bucketed: an evaluation slice.
 # `label` of the unlabeled (unsup) reviews, as in TFDS imdb_reviews.
 UNLABELED = -1

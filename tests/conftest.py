@@ -22,6 +22,9 @@ from pipeline import configs, summary
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_PIPELINE = 'imdb-bert-smoke'
+REVIEWS_PER_MOVIE = 2
+# The generated corpus's movies: each aclImdb set reviews movies of its own.
+FIRST_MOVIE = {'train': 1_000_000, 'test': 2_000_000, 'unsup': 3_000_000}
 
 # Raw features shaped as ExampleGen writes them and the pipeline's schema says: [1] each.
 _RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
@@ -42,7 +45,11 @@ def make_review(rng: random.Random, positive: bool) -> str:
 
 
 def write_corpus(root: pathlib.Path, reviews_per_folder: int, seed: int = 0) -> pathlib.Path:
-  """Writes `root/aclImdb/{train,test}/{pos,neg}` and `train/unsup` like the public tarball."""
+  """Writes `root/aclImdb/{train,test}/{pos,neg}` and `train/unsup` like the public tarball.
+
+  As there, each folder has its `urls_FOLDER.txt` beside it, and a movie has several reviews
+  (REVIEWS_PER_MOVIE, in both `pos` and `neg`); `test`'s movies are not `train`'s.
+  """
   rng = random.Random(seed)
   corpus = root / 'aclImdb'
   for split in ('train', 'test'):
@@ -52,11 +59,25 @@ def write_corpus(root: pathlib.Path, reviews_per_folder: int, seed: int = 0) -> 
       for review_id in range(reviews_per_folder):
         rating = rng.randint(7, 10) if positive else rng.randint(1, 4)
         (directory / f'{review_id}_{rating}.txt').write_text(make_review(rng, positive))
+      _write_urls(directory, split, reviews_per_folder)
   unsup = corpus / 'train' / 'unsup'
   unsup.mkdir()
   for review_id in range(reviews_per_folder):
     (unsup / f'{review_id}_0.txt').write_text(make_review(rng, rng.random() < 0.5))
+  _write_urls(unsup, 'unsup', reviews_per_folder)
   return corpus
+
+
+def movie_of(set_name: str, review_id: int) -> str:
+  """The movie write_corpus gives review `review_id` of an aclImdb set (`unsup` counts as one)."""
+  return f'tt{FIRST_MOVIE[set_name] + review_id // REVIEWS_PER_MOVIE:07d}'
+
+
+def _write_urls(directory: pathlib.Path, set_name: str, reviews: int) -> None:
+  """`urls_FOLDER.txt` beside `directory`: line i is the IMDB page of review i's movie."""
+  (directory.parent / f'urls_{directory.name}.txt').write_text(''.join(
+      f'http://www.imdb.com/title/{movie_of(set_name, review_id)}/usercomments\n'
+      for review_id in range(reviews)))
 
 
 @pytest.fixture(scope='session')

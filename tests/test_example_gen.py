@@ -10,7 +10,7 @@ from tfx.orchestration import metadata
 from tfx.types import artifact_utils
 
 from components.imdb_example_gen import ImdbExampleGen, executor
-from tests.conftest import write_corpus
+from tests.conftest import movie_of, write_corpus
 
 REVIEWS_PER_FOLDER = 30
 
@@ -73,6 +73,9 @@ def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_t
   train_ids = {_feature(e, 'review_id') for e in splits['train']}
   eval_ids = {_feature(e, 'review_id') for e in splits['eval']}
   assert not train_ids & eval_ids
+  # Eval reviews movies that train does not, as test does.
+  train_movies = {_feature(e, 'movie_id') for e in splits['train']}
+  assert train_movies and not train_movies & {_feature(e, 'movie_id') for e in splits['eval']}
   assert {_feature(e, 'label') for e in splits['unsup']} == {-1}
   assert {_feature(e, 'rating') for e in splits['unsup']} == {0}
   for example in splits['train'] + splits['eval'] + splits['test']:
@@ -85,6 +88,11 @@ def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_t
       assert '<br />' in text  # Raw text; Transform cleans it.
     if review_id == 'test/pos/903':
       assert len(text) > 5_000_000
+    set_name, _, number = review_id.split('/')
+    if int(number) < REVIEWS_PER_FOLDER:
+      assert _feature(example, 'movie_id').decode() == movie_of(set_name, int(number))
+    else:  # Added files: no urls line names their movie.
+      assert 'movie_id' not in example.features.feature
     words = len(text.split())
     start, _, end = _feature(example, 'length_bucket').decode().rstrip('+').partition('-')
     assert int(start) <= words and (not end or words <= int(end))
@@ -92,8 +100,9 @@ def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_t
   report = executor.read_report(uri)
   assert report['counts'] == {'train': len(splits['train']), 'eval': len(splits['eval']),
                               'test': len(splits['test']), 'unsup': REVIEWS_PER_FOLDER,
-                              'skipped': 4}
-  files_in = sum(1 for _ in corpus_with_bad_files.rglob('*.txt'))
+                              'skipped': 4, 'unknown_movie': 0}
+  files_in = sum(1 for path in corpus_with_bad_files.rglob('*.txt')
+                 if not path.name.startswith('urls_'))
   assert files_in == sum(report['counts'].values())  # Every file is an example or is skipped.
   reasons = {review['path']: review['reason'] for review in report['skipped']}
   assert reasons['train/pos/900_9.txt'].startswith('not valid UTF-8')
@@ -105,9 +114,32 @@ def test_splits_features_and_skipped_files(corpus_with_bad_files, tmp_path, as_t
       'train', 'eval', 'test', 'unsup']
 
 
-def test_eval_carving_is_stable():
+def test_without_urls_files_eval_is_carved_by_review_and_counted(tmp_path):
+  corpus = write_corpus(tmp_path / 'generated', reviews_per_folder=REVIEWS_PER_FOLDER)
+  for urls_file in corpus.rglob('urls_*.txt'):
+    urls_file.unlink()
+  uri = _run_example_gen(corpus, str(tmp_path)).uri
+  splits = {name: _read_split(uri, name) for name in ('train', 'eval')}
+  assert 0 < len(splits['eval']) < len(splits['train'])
+  assert not any('movie_id' in e.features.feature for e in splits['train'] + splits['eval'])
+  assert executor.read_report(uri)['counts']['unknown_movie'] == 2 * REVIEWS_PER_FOLDER
+
+
+def _example(review_id: bytes, movie_id: bytes = None) -> bytes:
   example = tf.train.Example()
-  example.features.feature['review_id'].bytes_list.value.append(b'train/pos/17')
-  serialized = example.SerializeToString()
+  example.features.feature['review_id'].bytes_list.value.append(review_id)
+  if movie_id:
+    example.features.feature['movie_id'].bytes_list.value.append(movie_id)
+  return example.SerializeToString()
+
+
+def test_eval_carving_is_stable_and_keeps_a_movie_together():
+  serialized = _example(b'train/pos/17')
   assert len({executor.is_eval(serialized, 50) for _ in range(3)}) == 1
   assert executor.is_eval(serialized, 100) and not executor.is_eval(serialized, 0)
+  reviews_of_movies = [[_example(f'train/{folder}/{review}'.encode(), f'tt{movie:07d}'.encode())
+                        for folder in ('pos', 'neg') for review in range(movie * 10, movie * 10 + 5)]
+                       for movie in range(40)]
+  carved = [{executor.is_eval(review, 50) for review in reviews} for reviews in reviews_of_movies]
+  assert all(len(sides) == 1 for sides in carved)  # All of a movie's reviews on one side.
+  assert {True, False} == set.union(*carved)

@@ -42,7 +42,7 @@ def test_every_component_executed(two_runs):
   assert set(states.values()) == {'COMPLETE'}
   assert first.example_counts == {'train': first.example_counts['train'],
                                   'eval': 200 - first.example_counts['train'],
-                                  'test': 200, 'unsup': 100, 'skipped': 0}
+                                  'test': 200, 'unsup': 100, 'skipped': 0, 'unknown_movie': 0}
   assert first.test_metrics['example_count'] == 200
   assert first.test_metrics['binary_accuracy'] >= 0.7
   assert first.blessed is True

@@ -13,10 +13,11 @@ SPLIT_SOURCES = {'train': 'train', 'eval': 'train', 'test': 'test', 'unsup': 'un
 
 
 class ImdbExampleGen(FileBasedExampleGen):
-  """Ingests aclImdb reviews: `text`, `label`, `rating`, `review_id` and `length_bucket`.
+  """Ingests aclImdb reviews: `text`, `label`, `rating`, `review_id`, `length_bucket`, `movie_id`.
 
-  Splits: `train` and `eval` (about `eval_percent`% of aclImdb train, by a stable hash of
-  the review id), `test` (aclImdb test) and `unsup` (the unlabeled reviews, label -1).
+  Splits: `train` and `eval` (the reviews of about `eval_percent`% of aclImdb train's movies,
+  by a stable hash of the movie id), `test` (aclImdb test) and `unsup` (the unlabeled
+  reviews, label -1). `movie_id` is absent where the corpus's urls files name no movie.
   """
 
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)

@@ -1,15 +1,17 @@
 """The aclImdb layout: where reviews live, how files name them, and how to read them.
 
-Each review is `aclImdb/{train,test}/{pos,neg}/ID_RATING.txt` or `aclImdb/train/unsup/ID_0.txt`.
+Each review is `aclImdb/{train,test}/{pos,neg}/ID_RATING.txt` or `aclImdb/train/unsup/ID_0.txt`;
+line ID (from 0) of `urls_FOLDER.txt` beside each folder is the IMDB page of the review's movie.
 The corpus may be the `.tar.gz` of the public release or its extracted `aclImdb/` folder.
 """
 
 import collections
 import dataclasses
+import functools
 import os
 import re
 import tarfile
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple, TypeVar
 
 import tensorflow as tf
 
@@ -27,6 +29,8 @@ SET_FOLDERS = {
 # A drop of new reviews for scheduled retraining: INPUT_BASE/span-N/ in the aclImdb layout.
 SPAN_FOLDER = 'span-{SPAN}'
 _FILE_NAME = re.compile(r'^(\d+)_(\d+)\.txt$')
+_URLS_FILE = 'urls_{folder}.txt'
+_MOVIE_ID = re.compile(r'/title/(tt\d+)')
 T = TypeVar('T')
 
 
@@ -95,27 +99,78 @@ def first_per_folder(items: Iterable[T], limit: Optional[int],
       yield item
 
 
-def read_files(path: str, set_name: str,
-               limit_per_folder: Optional[int] = None) -> Iterator[Tuple[str, bytes]]:
-  """Yields (path inside the corpus, content) for each review of `set_name` in `path`.
+def read_files(path: str, set_name: str, limit_per_folder: Optional[int] = None
+               ) -> Iterator[Tuple[str, bytes, Optional[str]]]:
+  """Yields (path inside the corpus, content, movie id) for each review of `set_name` in `path`.
 
   Args:
     path: A `.tar.gz` corpus, or one review file of an extracted corpus.
     set_name: The aclImdb set (`train`, `test` or `unsup`) to read from a tarball.
     limit_per_folder: Read only the first this many reviews of each tarball folder.
+
+  The movie id (e.g. `tt0453418`) is None where no urls file line names one.
   """
   if not is_tarball(path):
-    parts = path.split('/')
+    relative_path = '/'.join(path.split('/')[-3:])
+    corpus_root = path[:-len(relative_path)]
     with tf.io.gfile.GFile(path, 'rb') as review_file:
-      yield '/'.join(parts[-3:]), review_file.read()
+      content = review_file.read()
+    folder = os.path.dirname(relative_path)
+    yield relative_path, content, _movie_of(relative_path, _folder_movie_ids(corpus_root, folder))
     return
   folders = SET_FOLDERS[set_name]
+  # The public tarball holds the urls files after the reviews: a first pass reads them.
+  movie_ids = _tarball_movie_ids(path, folders)
   with tf.io.gfile.GFile(path, 'rb') as raw, tarfile.open(fileobj=raw, mode='r|gz') as tar:
     reviews = (member for member in tar
                if member.isfile() and os.path.dirname(_inside_corpus(member)) in folders)
     for member in first_per_folder(
         reviews, limit_per_folder, lambda member: os.path.dirname(_inside_corpus(member))):
-      yield _inside_corpus(member), tar.extractfile(member).read()
+      relative_path = _inside_corpus(member)
+      yield (relative_path, tar.extractfile(member).read(),
+             _movie_of(relative_path, movie_ids.get(os.path.dirname(relative_path), ())))
+
+
+def _urls_file(folder: str) -> str:
+  """The urls file of an aclImdb folder, e.g. `train/pos` → `train/urls_pos.txt`."""
+  set_folder, leaf = folder.split('/')
+  return f'{set_folder}/{_URLS_FILE.format(folder=leaf)}'
+
+
+def _movie_ids(urls_text: str) -> Tuple[Optional[str], ...]:
+  """The movie id of each line of a urls file (None where a line names none)."""
+  return tuple(match.group(1) if match else None
+               for match in map(_MOVIE_ID.search, urls_text.splitlines()))
+
+
+@functools.lru_cache(maxsize=64)
+def _folder_movie_ids(corpus_root: str, folder: str) -> Tuple[Optional[str], ...]:
+  """The movie ids of an extracted corpus folder's reviews by review id; () without urls file."""
+  urls_path = corpus_root + _urls_file(folder)
+  if not tf.io.gfile.exists(urls_path):
+    return ()
+  with tf.io.gfile.GFile(urls_path) as urls:
+    return _movie_ids(urls.read())
+
+
+def _tarball_movie_ids(path: str, folders: Sequence[str]) -> Dict[str, Tuple[Optional[str], ...]]:
+  """{folder: movie ids by review id} from the urls files of `folders` in a tarball."""
+  wanted = {_urls_file(folder): folder for folder in folders}
+  movie_ids = {}
+  with tf.io.gfile.GFile(path, 'rb') as raw, tarfile.open(fileobj=raw, mode='r|gz') as tar:
+    for member in tar:
+      if member.isfile() and _inside_corpus(member) in wanted:
+        text = tar.extractfile(member).read().decode('utf-8', errors='replace')
+        movie_ids[wanted[_inside_corpus(member)]] = _movie_ids(text)
+  return movie_ids
+
+
+def _movie_of(relative_path: str, movie_ids: Sequence[Optional[str]]) -> Optional[str]:
+  """The movie of the review at `relative_path` by its id's line, or None."""
+  match = _FILE_NAME.match(os.path.basename(relative_path))
+  if not match or int(match.group(1)) >= len(movie_ids):
+    return None
+  return movie_ids[int(match.group(1))]
 
 
 def _inside_corpus(member: tarfile.TarInfo) -> str:
@@ -123,12 +178,14 @@ def _inside_corpus(member: tarfile.TarInfo) -> str:
   return member.name.split('/', 1)[-1]
 
 
-def to_example(relative_path: str, content: bytes) -> Tuple[Optional[bytes], Optional[SkippedReview]]:
+def to_example(relative_path: str, content: bytes, movie_id: Optional[str] = None
+               ) -> Tuple[Optional[bytes], Optional[SkippedReview]]:
   """Turns one review file into a serialized tf.Example, or says why it cannot.
 
   Args:
     relative_path: `SET/FOLDER/ID_RATING.txt` inside the corpus.
     content: The file's bytes.
+    movie_id: The IMDB title id of the review's movie, if known: the optional `movie_id`.
 
   Returns:
     (serialized example, None), or (None, the skipped review with its reason).
@@ -158,6 +215,8 @@ def to_example(relative_path: str, content: bytes) -> Tuple[Optional[bytes], Opt
       features.REVIEW_ID_KEY: _bytes_feature(f'{set_name}/{folder}/{review_id}'.encode()),
       features.LENGTH_BUCKET_KEY: _bytes_feature(features.length_bucket(text).encode()),
   }))
+  if movie_id:
+    example.features.feature[features.MOVIE_ID_KEY].CopyFrom(_bytes_feature(movie_id.encode()))
   return example.SerializeToString(), None
 
 

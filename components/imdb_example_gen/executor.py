@@ -1,7 +1,9 @@
 """Beam executor: aclImdb files → tf.Examples in `train`, `eval`, `test` and `unsup` splits.
 
-`eval` is carved from aclImdb `train` by a stable hash of the review id. Files that cannot
-become examples are written to `skipped_reviews.jsonl` in the output artifact and counted,
+`eval` is carved from aclImdb `train` by a stable hash of the movie id, so that, like `test`, it
+reviews movies that `train` does not (aclImdb train holds up to 30 reviews of a movie); a review
+whose movie is unknown (no urls file line) is carved by its review id and counted. Files that
+cannot become examples are written to `skipped_reviews.jsonl` in the output artifact and counted,
 never dropped silently; `ingestion_report.json` holds the count of each split.
 
 With span drops, `train`, `eval` and `unsup` come from the newest `span_window` drops and `test`
@@ -26,12 +28,14 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.imdb_example_gen import corpus
+from modules import features
 
 SKIPPED_REVIEWS_FILE = 'skipped_reviews.jsonl'
 INGESTION_REPORT_FILE = 'ingestion_report.json'
 SKIPPED_KEY = 'skipped'
+UNKNOWN_MOVIE_KEY = 'unknown_movie'  # Reviews of `train` and `eval` carved by review id.
 # What the report counts, each also an int property `num_<name>` of the Examples artifact.
-REPORTED_COUNTS = ('train', 'eval', 'test', 'unsup', SKIPPED_KEY)
+REPORTED_COUNTS = ('train', 'eval', 'test', 'unsup', SKIPPED_KEY, UNKNOWN_MOVIE_KEY)
 EVAL_PERCENT_KEY = 'eval_percent'
 REVIEWS_PER_FOLDER_KEY = 'reviews_per_folder'
 SPAN_WINDOW_KEY = 'span_window'
@@ -70,10 +74,17 @@ def spans_to_read(input_base: str, span: int, span_window: Optional[int]) -> Lis
           if tf.io.gfile.isdir(os.path.join(input_base, corpus.SPAN_FOLDER.format(SPAN=other)))]
 
 
+def _ids(serialized_example: bytes) -> Tuple[Optional[bytes], bytes]:
+  """(movie id, or None where unknown; review id) of a serialized example."""
+  feature = tf.train.Example.FromString(serialized_example).features.feature
+  movie_ids = feature[features.MOVIE_ID_KEY].bytes_list.value
+  return (movie_ids[0] if movie_ids else None), feature[features.REVIEW_ID_KEY].bytes_list.value[0]
+
+
 def is_eval(serialized_example: bytes, eval_percent: int) -> bool:
-  """Stable across runs and machines: a hash of the review id picks the eval reviews."""
-  review_id = tf.train.Example.FromString(serialized_example).features.feature['review_id']
-  digest = hashlib.sha256(review_id.bytes_list.value[0]).digest()
+  """Stable across runs and machines: a hash of the movie id (else review id) picks eval."""
+  movie_id, review_id = _ids(serialized_example)
+  digest = hashlib.sha256(movie_id or review_id).digest()
   return int.from_bytes(digest[:4], 'big') % 100 < eval_percent
 
 
@@ -126,18 +137,20 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
           input_base, set_patterns, set_name, limit_per_folder)
       skipped.append(read[_SKIPPED_TAG])
       splits[set_name] = read.examples
+    counted = {SKIPPED_KEY: skipped | 'AllSkipped' >> beam.Flatten(),
+               UNKNOWN_MOVIE_KEY: splits['train'] | 'UnknownMovie' >> beam.Filter(
+                   lambda example: _ids(example)[0] is None)}
     splits['train'], splits['eval'] = splits['train'] | 'CarveEval' >> beam.Partition(
         lambda example, _: int(is_eval(example, eval_percent)), 2)
-    self._write_report(splits, skipped | 'AllSkipped' >> beam.Flatten())
+    self._write_report({**splits, **counted})
     return splits
 
-  def _write_report(self, splits: Dict[str, beam.PCollection], skipped: beam.PCollection) -> None:
-    """Writes the skipped reviews and the count of each split beside the splits."""
-    _ = skipped | 'WriteSkipped' >> beam.io.WriteToText(
+  def _write_report(self, counted: Dict[str, beam.PCollection]) -> None:
+    """Writes the skipped reviews and the count of each split (and of `counted`) beside them."""
+    _ = counted[SKIPPED_KEY] | 'WriteSkipped' >> beam.io.WriteToText(
         os.path.join(self._output_uri, SKIPPED_REVIEWS_FILE), shard_name_template='')
-    names = [split | f'Name[{name}]' >> beam.Map(lambda _, n=name: n)
-             for name, split in splits.items()]
-    names.append(skipped | 'Name[skipped]' >> beam.Map(lambda _: SKIPPED_KEY))
+    names = [collection | f'Name[{name}]' >> beam.Map(lambda _, n=name: n)
+             for name, collection in counted.items()]
     _ = (names
          | 'AllNames' >> beam.Flatten()
          | 'Count' >> beam.combiners.Count.PerElement()
@@ -166,6 +179,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
       reasons = collections.Counter(review['reason'] for review in report['skipped'])
       logging.warning('Skipped %d review files (listed in %s): %s', len(report['skipped']),
                       os.path.join(examples.uri, SKIPPED_REVIEWS_FILE), dict(reasons))
+    if report['counts'][UNKNOWN_MOVIE_KEY]:
+      logging.warning('%d labeled train reviews name no movie (no urls_pos/neg.txt line): eval '
+                      'takes them by review id, so their movies may also be in train.',
+                      report['counts'][UNKNOWN_MOVIE_KEY])
 
 
 def read_report(examples_uri: str) -> Dict[str, Any]:
