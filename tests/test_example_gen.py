@@ -137,8 +137,9 @@ def test_eval_carving_is_stable_and_keeps_a_movie_together():
   serialized = _example(b'train/pos/17')
   assert len({executor.is_eval(serialized, 50) for _ in range(3)}) == 1
   assert executor.is_eval(serialized, 100) and not executor.is_eval(serialized, 0)
-  reviews_of_movies = [[_example(f'train/{folder}/{review}'.encode(), f'tt{movie:07d}'.encode())
-                        for folder in ('pos', 'neg') for review in range(movie * 10, movie * 10 + 5)]
+  reviews_of_movies = [[_example(f'train/{folder}/{movie * 10 + review}'.encode(),
+                                 f'tt{movie:07d}'.encode())
+                        for folder in ('pos', 'neg') for review in range(5)]
                        for movie in range(40)]
   carved = [{executor.is_eval(review, 50) for review in reviews} for reviews in reviews_of_movies]
   assert all(len(sides) == 1 for sides in carved)  # All of a movie's reviews on one side.
