@@ -101,14 +101,16 @@ def first_per_folder(items: Iterable[T], limit: Optional[int],
 
 def read_files(path: str, set_name: str, limit_per_folder: Optional[int] = None
                ) -> Iterator[Tuple[str, bytes, Optional[str]]]:
-  """Yields (path inside the corpus, content, movie id) for each review of `set_name` in `path`.
+  """Reads the reviews of `set_name` in `path`.
 
   Args:
     path: A `.tar.gz` corpus, or one review file of an extracted corpus.
     set_name: The aclImdb set (`train`, `test` or `unsup`) to read from a tarball.
     limit_per_folder: Read only the first this many reviews of each tarball folder.
 
-  The movie id (e.g. `tt0453418`) is None where no urls file line names one.
+  Yields:
+    (path inside the corpus, content, movie id) per review; the movie id (e.g. `tt0453418`)
+    is None where no urls file line names one.
   """
   if not is_tarball(path):
     relative_path = '/'.join(path.split('/')[-3:])
@@ -178,14 +180,14 @@ def _inside_corpus(member: tarfile.TarInfo) -> str:
   return member.name.split('/', 1)[-1]
 
 
-def to_example(relative_path: str, content: bytes, movie_id: Optional[str] = None
+def to_example(relative_path: str, content: bytes, movie_id: Optional[str]
                ) -> Tuple[Optional[bytes], Optional[SkippedReview]]:
   """Turns one review file into a serialized tf.Example, or says why it cannot.
 
   Args:
     relative_path: `SET/FOLDER/ID_RATING.txt` inside the corpus.
     content: The file's bytes.
-    movie_id: The IMDB title id of the review's movie, if known: the optional `movie_id`.
+    movie_id: The IMDB title id of the review's movie, or None where unknown.
 
   Returns:
     (serialized example, None), or (None, the skipped review with its reason).
