@@ -2,15 +2,22 @@
 
 Each variant pretrains the encoder of `modules/models.py` with masked-LM on train+unsup (or
 not at all), fine-tunes the classifier on train and reports its best accuracy on `eval` (never
-`test`). Variants differ in pretraining steps, learning rates, dropout, width, vocabulary, pooling
-and seed. Too slow for a 2-core CPU as a sweep (each pretraining is the default run's half hour),
-it was written to run on a lent GPU machine, which has Keras 3 but not TensorFlow:
+`test`). Variants differ in pretraining steps, learning rates, dropout, width, vocabulary, pooling,
+seed and the number of labeled reviews. Too slow for a 2-core CPU as a sweep (each pretraining is
+the default run's half hour), it was written to run on a lent GPU machine, which has Keras 3 but
+not TensorFlow:
 
   # Here (TensorFlow): the token ids of a finished default run's Transform output.
   python bench/pretraining_sweep.py export bench/tmp/default/root/Transform/transformed_examples/ID ids.npz
   # There (any Keras 3 backend, e.g. KERAS_BACKEND=torch): every variant, in parallel processes.
   python bench/pretraining_sweep.py sweep ids.npz bench/results/pretraining-sweep.jsonl
   python bench/pretraining_sweep.py report bench/results/pretraining-sweep.jsonl  # → .md beside it
+
+The few-label variants (`labels*`) pretrain nothing: they start from a random encoder or from the
+run's own pretrained one, and take about 37 minutes on a 2-core CPU:
+
+  python bench/pretraining_sweep.py sweep ids.npz bench/results/few-labels.jsonl --prefix labels \
+      --encoder bench/tmp/default/root/PretrainTrainer/model/ID/Format-Serving/encoder.keras
 
 Masking follows Transform's: 15% of the real tokens, once per review, 80/10/10.
 """
@@ -74,6 +81,23 @@ VARIANTS = {
     'sep_r_lr1e3': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --ft_lr 1e-3',
     'sep_p_lr1e3': '--ngram_buckets 1048576 --separate_losses 1 --ft_lr 1e-3',
 }
+
+
+def _few_label_variants() -> dict:
+  """Fine-tuning on a few labeled reviews (a random subset of train per seed), from a random
+  encoder or from a pipeline run's pretrained one (`sweep --encoder`): the setting where
+  pretraining is expected to pay first. No variant pretrains, so they run on a CPU too."""
+  variants = {}
+  for reviews in (500, 2000):
+    for seed in (0, 1):
+      common = f'--train_reviews {reviews} --ft_steps 300 --seed {seed}'
+      suffix = f'_s{seed}' if seed else ''
+      variants[f'labels{reviews}_r{suffix}'] = f'--pre_steps 0 {common}'
+      variants[f'labels{reviews}_p{suffix}'] = f'--encoder {{encoder}} {common}'
+  return variants
+
+
+VARIANTS.update(_few_label_variants())
 
 
 def export(transformed_examples: str, npz_path: str) -> None:
@@ -187,16 +211,22 @@ def run(args) -> dict:
   data = np.load(args.data)
   ids = {key[:-4]: data[key].astype('int64') for key in data.files if key.endswith('_ids')}
   labels = {key[:-7]: data[key].astype('float32') for key in data.files if key.endswith('_labels')}
-  vocabulary_size = min(args.vocab, int(max(v.max() for v in ids.values())) + 1)
-  ids = {k: np.where(v >= vocabulary_size, features.UNK_ID, v) for k, v in ids.items()}
   length = ids['train'].shape[1]
   predictions = features.max_predictions(length)
   config = dict(num_layers=args.layers, num_heads=args.heads, hidden_dim=args.hidden,
                 intermediate_dim=args.inter, dropout=args.pre_dropout)
-  encoder = models.build_encoder(vocabulary_size, length, config)
+  if args.encoder:  # Pretrained elsewhere, on the same Transform output's ids.
+    if args.ft_dropout is not None:
+      sys.exit('--ft_dropout rebuilds the encoder from the size flags: not with --encoder')
+    encoder = keras.saving.load_model(args.encoder)
+    vocabulary_size = encoder.vocabulary_size
+  else:
+    vocabulary_size = min(args.vocab, int(max(v.max() for v in ids.values())) + 1)
+    encoder = models.build_encoder(vocabulary_size, length, config)
+  ids = {k: np.where(v >= vocabulary_size, features.UNK_ID, v) for k, v in ids.items()}
   result = {**vars(args), 'curve': []}
   start = time.time()
-  if args.pre_steps:
+  if args.pre_steps and not args.encoder:
     masked_lm = models.build_masked_lm(encoder, predictions)
     masked_lm.compile(optimizer=models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -231,13 +261,17 @@ def run(args) -> dict:
     loss, metric = separate, acc
   model.compile(optimizer=models.optimizer(args.ft_lr, args.ft_steps, 0.1, 0.01), loss=loss,
                 metrics=[metric])
-  sequences = args.ft_steps * args.bs
-  order = np.concatenate([rng.permutation(len(ids['train']))
-                          for _ in range(sequences // len(ids['train']) + 1)])[:sequences]
   inputs = {split: {features.TOKEN_IDS_KEY: ids[split]} for split in ('train', 'eval')}
   if args.ngram_buckets:
     for split, ngram_inputs in _ngram_features(data, features, args.ngram_buckets).items():
       inputs[split].update(ngram_inputs)
+  if args.train_reviews:  # A labeled subset; the naive-Bayes ratios still count all of train.
+    subset = np.random.default_rng(args.seed).permutation(len(labels['train']))[:args.train_reviews]
+    inputs['train'] = {k: v[subset] for k, v in inputs['train'].items()}
+    labels['train'] = labels['train'][subset]
+  sequences = args.ft_steps * args.bs
+  order = np.concatenate([rng.permutation(len(labels['train']))
+                          for _ in range(sequences // len(labels['train']) + 1)])[:sequences]
   result['ft'] = []
   for part in np.array_split(order, args.ft_epochs):
     model.fit({k: v[part] for k, v in inputs['train'].items()}, labels['train'][part],
@@ -247,13 +281,18 @@ def run(args) -> dict:
   return {**result, 'best': max(result['ft']), 's': round(time.time() - start)}
 
 
-def sweep(npz_path: str, results_path: str, prefix: str) -> None:
+def sweep(npz_path: str, results_path: str, prefix: str, encoder: str) -> None:
   """Runs every variant whose name starts with `prefix` as its own process, all at once; one
-  JSON line each."""
+  JSON line each. `encoder` fills the variants' {encoder}."""
+  chosen = {name: arguments for name, arguments in VARIANTS.items() if name.startswith(prefix)}
+  if not encoder and any('{encoder}' in arguments for arguments in chosen.values()):
+    sys.exit(f'Variants {", ".join(n for n, a in chosen.items() if "{encoder}" in a)} start from '
+             'a pretrained encoder: pass --encoder PATH (a PretrainTrainer\'s encoder.keras)')
   processes = {name: subprocess.Popen(
-      [sys.executable, __file__, 'run', npz_path, '--name', name, *arguments.split()],
+      [sys.executable, __file__, 'run', npz_path, '--name', name,
+       *arguments.format(encoder=encoder).split()],
       stdout=subprocess.PIPE, env={**os.environ, 'OMP_NUM_THREADS': '1'})
-      for name, arguments in VARIANTS.items() if name.startswith(prefix)}
+      for name, arguments in chosen.items()}
   with open(results_path, 'w') as out:
     for name, process in processes.items():
       lines = process.communicate()[0].decode().splitlines()
@@ -265,13 +304,15 @@ def report(results_path: str) -> None:
   results = [json.loads(line) for line in open(results_path)]
   rows = [f'# MLM pretraining sweep: {pathlib.Path(results_path).name}', '',
           'Accuracy on `eval` (held out from aclImdb train); masked acc: masked-token accuracy on',
-          '`eval` after pretraining. r_ = random encoder, p_ = pretrained, _sN = seed N.', '',
+          '`eval` after pretraining. r_ = random encoder, p_ = pretrained, _sN = seed N;',
+          'labelsN: fine-tuned on N labeled reviews, p_ from the pipeline run\'s encoder.', '',
           '| variant | pretraining steps | masked acc | fine-tuning eval acc per epoch | best |',
           '| --- | --- | --- | --- | --- |']
   groups = collections.defaultdict(list)
   for r in sorted(results, key=lambda r: r['name']):
     masked = r['curve'][-1] if r['curve'] else '-'
-    rows.append(f"| {r['name']} | {r['pre_steps']} | {masked} | {r['ft']} | {r['best']} |")
+    steps = 'pipeline' if r.get('encoder') else r['pre_steps']
+    rows.append(f"| {r['name']} | {steps} | {masked} | {r['ft']} | {r['best']} |")
     groups[r['name'].rsplit('_s', 1)[0] if r['name'][-3:-1] == '_s' else r['name']].append(r['best'])
   rows += ['', '| variant, over seeds | runs | mean best eval acc |', '| --- | --- | --- |']
   rows += [f'| {name} | {len(bests)} | {np.mean(bests):.4f} |' for name, bests in groups.items()
@@ -289,6 +330,8 @@ def main() -> None:
   sweep_parser.add_argument('npz')
   sweep_parser.add_argument('results')
   sweep_parser.add_argument('--prefix', default='', help='Only the variants named so.')
+  sweep_parser.add_argument('--encoder', help='encoder.keras of a pipeline run, for the '
+                            'variants that start from it (labels*_p*)')
   commands.add_parser('report').add_argument('results')
   run_parser = commands.add_parser('run')
   run_parser.add_argument('data')
@@ -296,17 +339,18 @@ def main() -> None:
   for flag, default in (('pre_steps', 1500), ('layers', 2), ('hidden', 128), ('heads', 2),
                         ('inter', 512), ('bs', 64), ('ft_steps', 900), ('ft_epochs', 6),
                         ('vocab', 20000), ('checks', 6), ('seed', 0), ('ngram_buckets', 0),
-                        ('ngrams_only', 0), ('separate_losses', 0)):
+                        ('ngrams_only', 0), ('separate_losses', 0), ('train_reviews', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
   for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4)):
     run_parser.add_argument(f'--{flag}', type=float, default=default)
   run_parser.add_argument('--ft_dropout', type=float)
+  run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
   run_parser.add_argument('--pooling', choices=('cls', 'mean'), default='cls')
   args = parser.parse_args()
   if args.command == 'export':
     export(args.transformed_examples, args.npz)
   elif args.command == 'sweep':
-    sweep(args.npz, args.results, args.prefix)
+    sweep(args.npz, args.results, args.prefix, args.encoder)
   elif args.command == 'report':
     report(args.results)
   else:
