@@ -285,9 +285,10 @@ def sweep(npz_path: str, results_path: str, prefix: str, encoder: str) -> None:
   """Runs every variant whose name starts with `prefix` as its own process, all at once; one
   JSON line each. `encoder` fills the variants' {encoder}."""
   chosen = {name: arguments for name, arguments in VARIANTS.items() if name.startswith(prefix)}
-  if not encoder and any('{encoder}' in arguments for arguments in chosen.values()):
-    sys.exit(f'Variants {", ".join(n for n, a in chosen.items() if "{encoder}" in a)} start from '
-             'a pretrained encoder: pass --encoder PATH (a PretrainTrainer\'s encoder.keras)')
+  needing_encoder = [name for name, arguments in chosen.items() if '{encoder}' in arguments]
+  if needing_encoder and not encoder:
+    sys.exit(f'Variants {", ".join(needing_encoder)} start from a pretrained encoder: '
+             'pass --encoder PATH (a PretrainTrainer\'s encoder.keras)')
   processes = {name: subprocess.Popen(
       [sys.executable, __file__, 'run', npz_path, '--name', name,
        *arguments.format(encoder=encoder).split()],
