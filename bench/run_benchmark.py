@@ -59,7 +59,7 @@ def mlm_training_flops_per_sequence(preset: configs.Preset) -> float:
   """Forward + backward (3x forward) FLOPs of one masked-LM training sequence.
 
   Counts the encoder's projections, attention and feed-forward layers and the head at the
-  masked positions only (its dense layer and the tied projection onto the vocabulary).
+  masked positions only (its dense layer and the projection onto the vocabulary).
   """
   length, width = preset.sequence_length, preset.encoder.hidden_dim
   per_layer = (2 * length * width * width * 4  # Q, K, V and output projections.

@@ -59,7 +59,8 @@ def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> float:
                    serving_model_dir=os.path.join(workdir, 'model'))
   with strategy.scope():
     encoder = models.build_encoder(preset.vocabulary_size, preset.sequence_length, config)
-    model = models.build_masked_lm(encoder, features.max_predictions(preset.sequence_length))
+    model = models.build_masked_lm(encoder, features.max_predictions(preset.sequence_length),
+                                   preset.pretraining.tie_word_embeddings)
   batches = _random_batches(preset)
   training.fit(model, batches, batches, fn_args, strategy,
                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -39,9 +39,10 @@ def run_fn(fn_args: FnArgs) -> None:
 
   Args:
     fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size (see
-      `models.build_encoder`), `batch_size` and the `training.fit` settings, and
-      `warm_start_model`: the blessed classifier that scheduled retraining continues from, if
-      any; then pretraining is skipped (see `_skip`).
+      `models.build_encoder`), `tie_word_embeddings` (see `models.build_masked_lm`),
+      `batch_size` and the `training.fit` settings, and `warm_start_model`: the blessed
+      classifier that scheduled retraining continues from, if any; then pretraining is
+      skipped (see `_skip`).
 
   With TF_CONFIG naming several workers, each runs this and they train as one.
   """
@@ -53,7 +54,8 @@ def run_fn(fn_args: FnArgs) -> None:
   with strategy.scope():
     encoder = models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config)
     model = models.build_masked_lm(
-        encoder, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY))
+        encoder, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY),
+        fn_args.custom_config['tie_word_embeddings'])
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
       fn_args, tft_output, _MLM_KEYS, _masked_lm_batch)
   training.fit(model, train_dataset, eval_dataset, fn_args, strategy,

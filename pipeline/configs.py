@@ -34,6 +34,9 @@ class TrainingConfig:
   weight_decay: float = 0.01
   jit_compile: bool = False  # XLA: faster steps on CPU, 20-60 s to compile each shape.
   head_dropout: float = 0.1  # Dropout before the classifier's output (unused by pretraining).
+  # The masked-LM head projects onto the vocabulary with the token embedding, as BERT does
+  # (unused by fine-tuning). See `models.build_masked_lm`.
+  tie_word_embeddings: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

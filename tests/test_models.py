@@ -2,6 +2,7 @@
 
 import keras_hub
 import numpy as np
+import pytest
 
 from modules import features, models
 
@@ -14,13 +15,15 @@ def _token_ids(rng, batch=3):
   return rng.integers(features.NUM_SPECIAL_TOKENS, VOCABULARY_SIZE, (batch, SEQUENCE_LENGTH))
 
 
-def test_masked_lm_head_computes_what_keras_hubs_does():
+@pytest.mark.parametrize('tied', [True, False])
+def test_masked_lm_head_computes_what_keras_hubs_does(tied):
   rng = np.random.default_rng(0)
   encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
-  masked_lm = models.build_masked_lm(encoder, num_predictions=4)
+  masked_lm = models.build_masked_lm(encoder, num_predictions=4, tie_word_embeddings=tied)
   ours = masked_lm.get_layer('masked_lm_head')
   reference = keras_hub.layers.MaskedLMHead(
-      token_embedding=encoder.token_embedding, intermediate_activation='gelu')
+      vocabulary_size=VOCABULARY_SIZE, token_embedding=encoder.token_embedding if tied else None,
+      intermediate_activation='gelu')
   sequence = rng.normal(size=(3, SEQUENCE_LENGTH, ENCODER['hidden_dim'])).astype('float32')
   positions = rng.integers(0, SEQUENCE_LENGTH, (3, 4))
   reference(sequence, mask_positions=positions)
@@ -30,6 +33,11 @@ def test_masked_lm_head_computes_what_keras_hubs_does():
     weight.assign(source)
   np.testing.assert_allclose(ours(sequence, mask_positions=positions),
                              reference(sequence, mask_positions=positions), rtol=1e-5, atol=1e-5)
+  # Untied, the token embedding is the encoder's alone and the head projects with a kernel of its own.
+  shares_embedding = any(weight is encoder.token_embedding.embeddings for weight in ours.weights)
+  assert shares_embedding == tied
+  kernels = [weight.shape for weight in ours.weights if weight.name == 'output_kernel']
+  assert kernels == ([] if tied else [(ENCODER['hidden_dim'], VOCABULARY_SIZE)])
 
 
 def _classifier_inputs(rng, ngram_buckets):
