@@ -3,7 +3,8 @@
 Each variant pretrains the encoder of `modules/models.py` with masked-LM on train+unsup (or
 not at all), fine-tunes the classifier on train and reports its best accuracy on `eval` (never
 `test`). Variants differ in pretraining steps, learning rates, dropout, width, vocabulary, pooling,
-seed and the number of labeled reviews. Too slow for a 2-core CPU as a sweep (each pretraining is
+the masked-LM head's output projection (tied to the token embedding or not), seed and the
+number of labeled reviews. Too slow for a 2-core CPU as a sweep (each pretraining is
 the default run's half hour), it was written to run on a lent GPU machine, which has Keras 3 but
 not TensorFlow:
 
@@ -55,6 +56,10 @@ VARIANTS = {
     'p_long_cls': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4',
     'p_long_cls_lr1e3': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --ft_lr 1e-3 --checks 4',
     'p_long_d0_mean': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --pooling mean --checks 12',
+    # The masked-LM head with an output projection of its own, as the pipeline's now; the
+    # variants above tie it to the token embedding, as the pipeline did when they were measured.
+    'p_untied': '--untied 1', 'p_untied_s1': '--untied 1 --seed 1', 'p_untied_s2': '--untied 1 --seed 2',
+    'p_long_untied': '--untied 1 --pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4',
     'h64_r': '--pre_steps 0 --hidden 64 --inter 256',
     'h64_p': '--pre_steps 3800 --hidden 64 --inter 256 --pre_dropout 0 --ft_dropout 0.1 --checks 8',
     'h64_p_lr2': '--pre_steps 3800 --hidden 64 --inter 256 --pre_dropout 0 --ft_dropout 0.1 --pre_lr 2e-3 --checks 8',
@@ -227,7 +232,7 @@ def run(args) -> dict:
   result = {**vars(args), 'curve': []}
   start = time.time()
   if args.pre_steps and not args.encoder:
-    masked_lm = models.build_masked_lm(encoder, predictions)
+    masked_lm = models.build_masked_lm(encoder, predictions, tie_word_embeddings=not args.untied)
     masked_lm.compile(optimizer=models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name='acc')])
@@ -340,7 +345,8 @@ def main() -> None:
   for flag, default in (('pre_steps', 1500), ('layers', 2), ('hidden', 128), ('heads', 2),
                         ('inter', 512), ('bs', 64), ('ft_steps', 900), ('ft_epochs', 6),
                         ('vocab', 20000), ('checks', 6), ('seed', 0), ('ngram_buckets', 0),
-                        ('ngrams_only', 0), ('separate_losses', 0), ('train_reviews', 0)):
+                        ('ngrams_only', 0), ('separate_losses', 0), ('train_reviews', 0),
+                        ('untied', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
   for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4)):
     run_parser.add_argument(f'--{flag}', type=float, default=default)
