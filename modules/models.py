@@ -58,7 +58,7 @@ def _encode(encoder: keras_hub.models.BertBackbone, token_ids: keras.KerasTensor
 
 
 def build_masked_lm(encoder: keras_hub.models.BertBackbone, num_predictions: int,
-                    tie_word_embeddings: bool = True) -> keras.Model:
+                    tie_word_embeddings: bool) -> keras.Model:
   """Encoder + masked-LM head: logits only at the masked positions, [batch, predictions, vocab].
 
   Args:
