@@ -36,8 +36,9 @@ class TrainingConfig:
   head_dropout: float = 0.1  # Dropout before the classifier's output (unused by pretraining).
   # Whether the masked-LM head projects onto the vocabulary with the token embedding, as BERT
   # does (unused by fine-tuning; see `models.build_masked_lm`). Untied, the `default` run's
-  # pretrained encoder part scored 87.0% on test instead of 85.8%, and fine-tuned on 2,000
-  # labeled reviews 74.9% on eval instead of 71.5% (bench/results/few-labels*.md).
+  # pretrained encoder part scored 86.85% on test instead of 85.8% (bench/results/default.md
+  # and its previous version), and fine-tuned on 2,000 labeled reviews 74.9% on eval instead of
+  # 71.5% (bench/results/few-labels*.md).
   tie_word_embeddings: bool = False
 
 
