@@ -167,7 +167,7 @@ def run_fn(fn_args: FnArgs) -> None:
 
   Args:
     fn_args: TFX Trainer arguments; `base_model` is the PretrainTrainer's model.
-      `custom_config` holds `batch_size`, `head_dropout`, `ngram_buckets` (Transform's),
+      `custom_config` holds `batch_size`, `seed`, `head_dropout`, `ngram_buckets` (Transform's),
       the `training.fit` settings, the encoder's size (used without a base model) and
       `warm_start_model`: a classifier to continue from, which takes precedence over
       `base_model`.
@@ -175,6 +175,7 @@ def run_fn(fn_args: FnArgs) -> None:
   With TF_CONFIG naming several workers, each runs this and they train as one.
   """
   strategy = training.distribution_strategy()
+  keras.utils.set_random_seed(fn_args.custom_config['seed'])
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   vocabulary = _vocabulary(tft_output)
   with strategy.scope():

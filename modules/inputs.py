@@ -18,7 +18,7 @@ _SHUFFLE_BUFFER = 100_000
 
 def transformed_dataset(file_patterns: List[str], tft_output: tft.TFTransformOutput,
                         keys: Sequence[str], batch_size: int, shuffle: bool,
-                        seed: int = 0) -> tf.data.Dataset:
+                        seed: int) -> tf.data.Dataset:
   """Endless batches of transformed features, each of exactly `batch_size` examples.
 
   Fixed batch shapes keep XLA from compiling again for a last, smaller batch. Records are
@@ -40,9 +40,10 @@ def transformed_dataset(file_patterns: List[str], tft_output: tft.TFTransformOut
   dataset = tf.data.Dataset.from_tensor_slices(files)
   if shuffle:
     dataset = dataset.shuffle(len(files), seed=seed)
+  # Files read in parallel, records in a fixed order: the seed alone decides the shuffle.
   dataset = dataset.interleave(
       lambda path: tf.data.TFRecordDataset(path, compression_type='GZIP'),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if shuffle:
     dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed)
   return (dataset.repeat()
@@ -73,14 +74,15 @@ def train_and_eval_datasets(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
   """The Trainer's shuffled training batches and ordered eval batches, mapped by `to_batch`.
 
   Args:
-    fn_args: The Trainer's arguments: files of each, `custom_config['batch_size']`.
+    fn_args: The Trainer's arguments: files of each, `custom_config`'s `batch_size` and `seed`.
     tft_output: The Transform output whose feature spec parses the records.
     keys: The transformed features to parse.
     to_batch: Maps a dict of parsed features to what the model's `fit` takes.
   """
-  batch_size = fn_args.custom_config['batch_size']
+  config = fn_args.custom_config
   return tuple(
-      transformed_dataset(files, tft_output, keys, batch_size, shuffle).map(to_batch)
+      transformed_dataset(files, tft_output, keys, config['batch_size'], shuffle,
+                          config['seed']).map(to_batch)
       for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False)))
 
 

@@ -40,13 +40,14 @@ def run_fn(fn_args: FnArgs) -> None:
   Args:
     fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size (see
       `models.build_encoder`), `tie_word_embeddings` (see `models.build_masked_lm`),
-      `batch_size` and the `training.fit` settings, and `warm_start_model`: the blessed
+      `batch_size`, `seed` and the `training.fit` settings, and `warm_start_model`: the blessed
       classifier that scheduled retraining continues from, if any; then pretraining is
       skipped (see `_skip`).
 
   With TF_CONFIG naming several workers, each runs this and they train as one.
   """
   strategy = training.distribution_strategy()
+  keras.utils.set_random_seed(fn_args.custom_config['seed'])
   if fn_args.custom_config.get(features.WARM_START_MODEL_KEY):
     _skip(fn_args, strategy)
     return

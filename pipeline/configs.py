@@ -33,6 +33,8 @@ class TrainingConfig:
   warmup_fraction: float = 0.1
   weight_decay: float = 0.01
   jit_compile: bool = False  # XLA: faster steps on CPU, 20-60 s to compile each shape.
+  # Seeds the weights this Trainer initializes, its dropout and its shuffling.
+  seed: int = 0
   head_dropout: float = 0.1  # Dropout before the classifier's output (unused by pretraining).
   # Whether the masked-LM head projects onto the vocabulary with the token embedding, as BERT
   # does (unused by fine-tuning; see `models.build_masked_lm`). Untied, the `default` run's

@@ -53,8 +53,8 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(transformed, module,
   for worker, log in zip(workers, logs):
     assert worker.returncode == 0, log[-4000:]
     assert 'Training on 2 replica(s) in sync' in log
-  # Initialized apart (no seed), trained on different halves of each batch: equal weights
-  # at the end mean the gradients were all-reduced at every step.
+  # Trained on different halves of each batch: equal weights at the end mean the gradients
+  # were all-reduced at every step.
   digests = [re.findall(r'Weights after training: (\w+)', log) for log in logs]
   assert len(digests[0]) == 1 and digests[0] == digests[1]
   # The classifier's blend, fitted by each worker on all of `eval`, is the same on both.
