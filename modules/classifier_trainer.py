@@ -44,10 +44,11 @@ def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
   if config.get(features.WARM_START_MODEL_KEY):
     return _warm_started(config[features.WARM_START_MODEL_KEY], vocabulary,
                          inputs.sequence_length(tft_output, features.TOKEN_IDS_KEY), config)
+  encoder = models.build_encoder(*inputs.encoder_shape(tft_output), config)
   if fn_args.base_model:
-    encoder = keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))
-  else:
-    encoder = models.build_encoder(*inputs.encoder_shape(tft_output), config)
+    # The pretrained weights in an encoder of fine-tuning's dropout, not pretraining's.
+    pretrained = keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))
+    encoder.set_weights(pretrained.get_weights())
   return models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
 
 
@@ -167,8 +168,8 @@ def run_fn(fn_args: FnArgs) -> None:
 
   Args:
     fn_args: TFX Trainer arguments; `base_model` is the PretrainTrainer's model.
-      `custom_config` holds `batch_size`, `seed`, `head_dropout`, `ngram_buckets` (Transform's),
-      the `training.fit` settings, the encoder's size (used without a base model) and
+      `custom_config` holds `batch_size`, `seed`, `dropout` (the encoder's), `head_dropout`,
+      `ngram_buckets` (Transform's), the `training.fit` settings, the encoder's size and
       `warm_start_model`: a classifier to continue from, which takes precedence over
       `base_model`.
 

@@ -38,7 +38,7 @@ def run_fn(fn_args: FnArgs) -> None:
   """Pretrains the encoder with MLM; exports the masked-LM and saves the encoder beside it.
 
   Args:
-    fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size (see
+    fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size and dropout (see
       `models.build_encoder`), `tie_word_embeddings` (see `models.build_masked_lm`),
       `batch_size`, `seed` and the `training.fit` settings, and `warm_start_model`: the blessed
       classifier that scheduled retraining continues from, if any; then pretraining is

@@ -1,11 +1,13 @@
-"""The Trainers' run_fns: what a seed fixes."""
+"""The Trainers' run_fns: what a seed fixes, and how fine-tuning takes over the pretrained encoder."""
 
 import os
 
 import keras
+import numpy as np
+import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import classifier_trainer, models, training
+from modules import classifier_trainer, inputs, models, training
 from tests.conftest import trainer_fn_args
 
 
@@ -24,3 +26,20 @@ def test_the_same_seed_trains_the_same_weights_and_another_seed_others(transform
   assert _train_classifier(workdir, transform_dir, 'seed-0-again', seed=0) == first
   assert _train_classifier(workdir, transform_dir, 'seed-1', seed=1) != first
 
+
+def test_fine_tuning_starts_from_the_pretrained_weights_with_its_own_dropout(transformed, tmp_path):
+  workdir, transform_dir = transformed
+  tft_output = tft.TFTransformOutput(transform_dir)
+  fn_args = trainer_fn_args(workdir, transform_dir, 'fine-tuning', epochs=1, steps_per_epoch=1)
+  pretrained = models.build_encoder(*inputs.encoder_shape(tft_output),
+                                    {**fn_args['custom_config'], 'dropout': 0.0})
+  pretrained.save(str(tmp_path / models.ENCODER_FILE))
+  fn_args['custom_config']['dropout'] = 0.3
+
+  classifier = classifier_trainer._classifier(
+      FnArgs(**fn_args, base_model=str(tmp_path)), tft_output, vocabulary=[])
+
+  encoder = next(layer for layer in classifier.layers if isinstance(layer, type(pretrained)))
+  assert encoder.dropout == 0.3
+  for weight, pretrained_weight in zip(encoder.get_weights(), pretrained.get_weights(), strict=True):
+    np.testing.assert_array_equal(weight, pretrained_weight)
