@@ -4,9 +4,11 @@ Measures, in one run on this machine: per-component wall time; MLM training spee
 achieved FLOP/s ÷ fp32 matmul FLOP/s measured here); masked-token accuracy; the classifier's
 test accuracy and AUC from the Evaluator, and each of its parts' accuracy on `eval` and `test`;
 the same classifier without pretraining; a TF-IDF logistic-regression baseline on the same
-splits; and the fill-mask probe.
+splits; and the fill-mask probe. With several `--seeds`, the classifier is fine-tuned once per
+seed, with and without pretraining, to measure how much its test accuracy moves from run to run.
 
 Usage: python bench/run_benchmark.py [--preset default] [--data PATH] [--no-ablation]
+                                     [--seeds SEED ...]
 """
 
 import argparse
@@ -71,17 +73,22 @@ def mlm_training_flops_per_sequence(preset: configs.Preset) -> float:
 
 
 def run_pipeline(preset_name: str, corpus_path: str, output_dir: pathlib.Path,
-                 pretrain_encoder: bool) -> summary.RunSummary:
-  """Runs the preset's pipeline; the ablation shares its root so upstream outputs are cached."""
+                 pretrain_encoder: bool, seed: int) -> summary.RunSummary:
+  """Runs the preset's pipeline, fine-tuning with `seed`.
+
+  Every run shares one root, so the components upstream of the ClassifierTrainer are cached
+  after the first.
+  """
   name = f'bench-{preset_name}'
   metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       str(output_dir / 'metadata.db'))
-  serving = output_dir / ('serving' if pretrain_encoder else 'serving-no-pretraining')
+  preset = configs.PRESETS[preset_name]
+  preset = dataclasses.replace(preset, fine_tuning=dataclasses.replace(preset.fine_tuning, seed=seed))
+  serving = output_dir / ('serving' if pretrain_encoder else 'serving-no-pretraining') / f'seed-{seed}'
   tfx.orchestration.LocalDagRunner().run(create_pipeline(
       pipeline_name=name, pipeline_root=str(output_dir / 'root'), corpus_path=corpus_path,
       serving_model_dir=str(serving), metadata_connection_config=metadata,
-      pretrain_encoder=pretrain_encoder,
-      **configs.PRESETS[preset_name].pipeline_args()))
+      pretrain_encoder=pretrain_encoder, **preset.pipeline_args()))
   return summary.summarize(metadata, name)
 
 
@@ -175,7 +182,36 @@ def markdown(result: dict) -> str:
             f"{result['linear_baseline']['binary_accuracy']:.4f} / "
             f"{result['linear_baseline']['auc']:.4f} ({result['linear_baseline']['seconds']:.0f} s) |",
             f"| fill-mask top-5 for \"{PROBE}\" | {', '.join(result['fill_mask'])} |"]
+  if len(result['seeds']) > 1:
+    lines += _seeds_table(result['seeds'])
   return '\n'.join(lines) + '\n'
+
+
+_SEED_COLUMNS = {'pretrained': 'test accuracy / AUC',
+                 'no_pretraining': 'without pretraining: test accuracy / AUC'}
+
+
+def _seeds_table(seeds: list) -> list:
+  """Test accuracy / AUC per fine-tuning seed, and their mean ± standard deviation."""
+  variants = [variant for variant in _SEED_COLUMNS if variant in seeds[0]]
+
+  def row(label, cells):
+    return f"| {label} | {' | '.join(cells)} |"
+
+  def mean_and_sd(variant, metric):
+    values = [run[variant][metric] for run in seeds]
+    return f'{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}'
+  lines = ['', row('fine-tuning seed', [_SEED_COLUMNS[variant] for variant in variants]),
+           row('---', ['---'] * len(variants))]
+  lines += [row(run['seed'], [f"{run[variant]['binary_accuracy']:.4f} / {run[variant]['auc']:.4f}"
+                              for variant in variants]) for run in seeds]
+  lines.append(row('mean ± sd', [f"{mean_and_sd(variant, 'binary_accuracy')} / "
+                                 f"{mean_and_sd(variant, 'auc')}" for variant in variants]))
+  return lines
+
+
+def _headline(metrics: dict) -> dict:
+  return {metric: metrics[metric] for metric in ('binary_accuracy', 'auc')}
 
 
 def main() -> int:
@@ -183,15 +219,18 @@ def main() -> int:
   parser.add_argument('--preset', choices=sorted(configs.PRESETS), default='default')
   parser.add_argument('--data', help=f'aclImdb .tar.gz or folder (default: ${corpus.CORPUS_ENV})')
   parser.add_argument('--output-dir', help='Pipeline outputs (default: bench/tmp/PRESET)')
-  parser.add_argument('--no-ablation', action='store_true', help='Skip the no-pretraining run')
+  parser.add_argument('--no-ablation', action='store_true', help='Skip the no-pretraining runs')
+  parser.add_argument('--seeds', type=int, nargs='+',
+                      help="Fine-tuning seeds, one classifier each (default: the preset's)")
   args = parser.parse_args()
   corpus_path = corpus.resolve_corpus(args.data)
   output_dir = pathlib.Path(args.output_dir or pathlib.Path(__file__).parent / 'tmp' / args.preset)
   preset = configs.PRESETS[args.preset]
+  seeds = args.seeds or [preset.fine_tuning.seed]
 
   matmul = matmul_flops_per_second()
   start = time.perf_counter()
-  run = run_pipeline(args.preset, corpus_path, output_dir, pretrain_encoder=True)
+  run = run_pipeline(args.preset, corpus_path, output_dir, pretrain_encoder=True, seed=seeds[0])
   pipeline_seconds = time.perf_counter() - start
   stats = training_stats(run.outputs['PretrainTrainer']['ModelRun'])
   flops_per_step = mlm_training_flops_per_sequence(preset) * preset.pretraining.batch_size
@@ -219,9 +258,19 @@ def main() -> int:
           PROBE, run.outputs['PretrainTrainer']['Model'], run.outputs['Transform']['TransformGraph'])],
       'linear_baseline': linear_baseline(run.outputs['ImdbExampleGen']['Examples']),
   }
+  result['seeds'] = [{'seed': seeds[0], 'pretrained': _headline(run.test_metrics)}]
   if not args.no_ablation:
-    ablation = run_pipeline(args.preset, corpus_path, output_dir, pretrain_encoder=False)
+    ablation = run_pipeline(args.preset, corpus_path, output_dir, pretrain_encoder=False,
+                            seed=seeds[0])
     result['no_pretraining'] = {**ablation.test_metrics, 'blend': blend(ablation)}
+    result['seeds'][0]['no_pretraining'] = _headline(ablation.test_metrics)
+  for seed in seeds[1:]:
+    runs = {'seed': seed, 'pretrained': _headline(run_pipeline(
+        args.preset, corpus_path, output_dir, pretrain_encoder=True, seed=seed).test_metrics)}
+    if not args.no_ablation:
+      runs['no_pretraining'] = _headline(run_pipeline(
+          args.preset, corpus_path, output_dir, pretrain_encoder=False, seed=seed).test_metrics)
+    result['seeds'].append(runs)
   RESULTS_DIR.mkdir(exist_ok=True)
   (RESULTS_DIR / f'{args.preset}.json').write_text(json.dumps(result, indent=2))
   (RESULTS_DIR / f'{args.preset}.md').write_text(markdown(result))
