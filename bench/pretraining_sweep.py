@@ -88,7 +88,7 @@ VARIANTS = {
     # Levers against the plateau near 13% masked-token accuracy, which the default run's 1,500
     # steps of 64 never leave (on the GPU, 6,000 steps of 64 left it after about 2,000): MLM
     # alone, batches of 16 for the same half hour on a 2-core CPU (4,500 steps), with learned
-    # or sinusoidal initial position embeddings.
+    # or sinusoidal initial position embeddings (the tied head, as the variants above).
     'plateau_bs16': '--bs 16 --pre_steps 4500 --checks 9 --pre_dropout 0 --ft_steps 0',
     'plateau_bs16_sin': '--bs 16 --pre_steps 4500 --checks 9 --pre_dropout 0 --ft_steps 0 '
                         '--positions sinusoid',
