@@ -107,6 +107,29 @@ class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
     return keras.ops.reshape(logits, (-1, keras.ops.shape(hidden)[1], self.vocabulary_size))
 
 
+class MaskedTokenAccuracy(keras.metrics.MeanMetricWrapper):
+  """How often the label's logit is the highest: sparse categorical accuracy without argmax.
+
+  A tie with another logit counts as a hit. With an argmax over its 64 x 39 x 20,000 masked-LM
+  logits, the default preset's training step took 0.88 s instead of 0.83 s on a 2-core CPU
+  (medians of six alternating rounds of eight steps in one process).
+  """
+
+  def __init__(self, name: str = 'masked_accuracy', dtype=None):
+    super().__init__(fn=_label_logit_is_highest, name=name, dtype=dtype)
+    self._direction = 'up'
+
+  def get_config(self):
+    return {'name': self.name, 'dtype': self.dtype}
+
+
+def _label_logit_is_highest(labels, logits):
+  """1.0 where the label's logit is the highest of `logits` ([..., vocabulary]), else 0.0."""
+  labels = keras.ops.expand_dims(keras.ops.cast(labels, 'int32'), -1)
+  label_logits = keras.ops.squeeze(keras.ops.take_along_axis(logits, labels, axis=-1), -1)
+  return keras.ops.cast(label_logits >= keras.ops.max(logits, axis=-1), 'float32')
+
+
 def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float,
                      ngram_buckets: int = 0) -> keras.Model:
   """Encoder + pooled [CLS] head, plus a linear model of the review's n-grams: one logit per review.

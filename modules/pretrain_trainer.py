@@ -61,7 +61,7 @@ def run_fn(fn_args: FnArgs) -> None:
       fn_args, tft_output, _MLM_KEYS, _masked_lm_batch)
   training.fit(model, train_dataset, eval_dataset, fn_args, strategy,
                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-               metrics=[keras.metrics.SparseCategoricalAccuracy(name='masked_accuracy')])
+               metrics=[models.MaskedTokenAccuracy()])
   with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
     model.export(model_dir, verbose=False)
     encoder.save(os.path.join(model_dir, models.ENCODER_FILE))

@@ -1,5 +1,6 @@
 """The Keras models of modules/models.py, built small and run."""
 
+import keras
 import keras_hub
 import numpy as np
 import pytest
@@ -38,6 +39,28 @@ def test_masked_lm_head_computes_what_keras_hubs_does(tied):
   assert shares_embedding == tied
   kernels = [weight.shape for weight in ours.weights if weight.name == 'output_kernel']
   assert kernels == ([] if tied else [(ENCODER['hidden_dim'], VOCABULARY_SIZE)])
+
+
+def test_masked_token_accuracy_is_sparse_categorical_accuracy_and_counts_a_tie_as_a_hit():
+  rng = np.random.default_rng(3)
+  labels = rng.integers(0, VOCABULARY_SIZE, (4, 5))
+  logits = rng.normal(size=(4, 5, VOCABULARY_SIZE)).astype('float32')
+  # A third of the labels made the highest logit, so that hits and misses both count.
+  hits = rng.random((4, 5)) < 1 / 3
+  np.put_along_axis(logits, labels[..., None], np.where(hits, 10.0, logits.min() - 1)[..., None], -1)
+  weights = rng.integers(0, 2, (4, 5)).astype('float32')
+  ours, reference = models.MaskedTokenAccuracy(), keras.metrics.SparseCategoricalAccuracy()
+  for metric in (ours, reference):
+    metric.update_state(labels, logits, sample_weight=weights)
+  assert 0 < float(reference.result()) < 1
+  np.testing.assert_allclose(float(ours.result()), float(reference.result()), rtol=1e-6)
+  assert ours.name == 'masked_accuracy'
+  # The label ties with another id for the highest logit: argmax may pick either, this metric the label.
+  tied = np.zeros((1, 1, VOCABULARY_SIZE), 'float32')
+  tied[0, 0, [3, 7]] = 1.0
+  ours.reset_state()
+  ours.update_state(np.array([[7]]), tied)
+  assert float(ours.result()) == 1.0
 
 
 def _classifier_inputs(rng, ngram_buckets):
