@@ -1,4 +1,4 @@
-"""Benchmark: runs the pipeline with a preset and writes bench/results/PRESET.{json,md}.
+"""Benchmark: runs the pipeline with a preset and writes bench/results/PRESET.{json,md} (or --name).
 
 Measures, in one run on this machine: per-component wall time; MLM training speed (tokens/s and
 achieved FLOP/s ÷ fp32 matmul FLOP/s measured here); masked-token accuracy; the classifier's
@@ -8,7 +8,7 @@ splits; and the fill-mask probe. With several `--seeds`, the classifier is fine-
 seed, with and without pretraining, to measure how much its test accuracy moves from run to run.
 
 Usage: python bench/run_benchmark.py [--preset default] [--data PATH] [--no-ablation]
-                                     [--seeds SEED ...]
+                                     [--seeds SEED ...] [--name NAME]
 """
 
 import argparse
@@ -222,6 +222,7 @@ def main() -> int:
   parser.add_argument('--no-ablation', action='store_true', help='Skip the no-pretraining runs')
   parser.add_argument('--seeds', type=int, nargs='+',
                       help="Fine-tuning seeds, one classifier each (default: the preset's)")
+  parser.add_argument('--name', help="Of the results files, bench/results/NAME.* (default: the preset's)")
   args = parser.parse_args()
   corpus_path = corpus.resolve_corpus(args.data)
   output_dir = pathlib.Path(args.output_dir or pathlib.Path(__file__).parent / 'tmp' / args.preset)
@@ -272,8 +273,9 @@ def main() -> int:
           args.preset, corpus_path, output_dir, pretrain_encoder=False, seed=seed).test_metrics)
     result['seeds'].append(runs)
   RESULTS_DIR.mkdir(exist_ok=True)
-  (RESULTS_DIR / f'{args.preset}.json').write_text(json.dumps(result, indent=2))
-  (RESULTS_DIR / f'{args.preset}.md').write_text(markdown(result))
+  name = args.name or args.preset
+  (RESULTS_DIR / f'{name}.json').write_text(json.dumps(result, indent=2))
+  (RESULTS_DIR / f'{name}.md').write_text(markdown(result))
   print(markdown(result))
   return 0
 
