@@ -20,6 +20,10 @@ run's own pretrained one, and take about 37 minutes on a 2-core CPU:
   python bench/pretraining_sweep.py sweep ids.npz bench/results/few-labels.jsonl --prefix labels \
       --encoder bench/tmp/default/root/PretrainTrainer/model/ID/Format-Serving/encoder.keras
 
+A linear probe on frozen features, the pretrained encoder's beside random ones (minutes on a CPU):
+
+  python bench/pretraining_sweep.py probe ids.npz ENCODER.keras bench/results/linear-probe.md
+
 Masking follows Transform's: 15% of the real tokens, once per review, 80/10/10.
 """
 
@@ -350,6 +354,58 @@ def report(results_path: str) -> None:
   pathlib.Path(results_path).with_suffix('.md').write_text('\n'.join(rows) + '\n')
 
 
+def _frozen_features(encoder, ids, pad_id: int, batch_size: int = 128) -> dict:
+  """The encoder's [CLS] output, pooled output and mean over the real tokens, per review."""
+  parts = collections.defaultdict(list)
+  for start in range(0, len(ids), batch_size):
+    batch = ids[start:start + batch_size]
+    real = batch != pad_id
+    outputs = encoder({'token_ids': batch, 'segment_ids': np.zeros_like(batch), 'padding_mask': real})
+    sequence = np.asarray(outputs['sequence_output'])
+    parts['cls'].append(sequence[:, 0])
+    parts['pooled'].append(np.asarray(outputs['pooled_output']))
+    parts['mean'].append((sequence * real[..., None]).sum(1) / real.sum(1, keepdims=True))
+  return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def probe(npz_path: str, encoder_path: str, out_path: str, random_seeds: int = 3,
+          train_reviews: int = 5000) -> None:
+  """Linear probe: a logistic regression on the frozen features of the pretrained encoder and of
+  random ones of the same size (one per seed: their spread is the noise), trained on
+  `train_reviews` of train, scored on eval."""
+  import keras  # pylint: disable=import-outside-toplevel
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
+  from sklearn.preprocessing import StandardScaler  # pylint: disable=import-outside-toplevel
+  features, models = _import_models()
+  data = np.load(npz_path)
+  rows = np.random.default_rng(0).choice(len(data['train_ids']), train_reviews, replace=False)
+  splits = {'train': (data['train_ids'][rows].astype('int64'), data['train_labels'][rows]),
+            'eval': (data['eval_ids'].astype('int64'), data['eval_labels'])}
+  pretrained = keras.saving.load_model(encoder_path)
+  config = {'num_layers': pretrained.num_layers, 'num_heads': pretrained.num_heads,
+            'hidden_dim': pretrained.hidden_dim, 'intermediate_dim': pretrained.intermediate_dim,
+            'dropout': 0.0}
+  encoders = {'pretrained': pretrained}
+  for seed in range(random_seeds):
+    keras.utils.set_random_seed(seed)
+    encoders[f'random, seed {seed}'] = models.build_encoder(
+        pretrained.vocabulary_size, pretrained.max_sequence_length, config)
+  lines = ['# Linear probe of frozen encoder features', '', f'Pretrained: `{encoder_path}`.',
+           f'Logistic regression on standardized features of {train_reviews} `train` reviews, '
+           'accuracy on `eval`.', '', '| encoder | features | eval accuracy |', '| --- | --- | --- |']
+  for name, encoder in encoders.items():
+    frozen = {split: _frozen_features(encoder, ids, features.PAD_ID)
+              for split, (ids, _) in splits.items()}
+    for kind in frozen['train']:
+      scaler = StandardScaler().fit(frozen['train'][kind])
+      regression = LogisticRegression(max_iter=3000).fit(
+          scaler.transform(frozen['train'][kind]), splits['train'][1])
+      accuracy = regression.score(scaler.transform(frozen['eval'][kind]), splits['eval'][1])
+      lines.append(f'| {name} | {kind} | {accuracy:.4f} |')
+  pathlib.Path(out_path).write_text('\n'.join(lines) + '\n')
+  print('\n'.join(lines))
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   commands = parser.add_subparsers(dest='command', required=True)
@@ -363,6 +419,10 @@ def main() -> None:
   sweep_parser.add_argument('--encoder', help='encoder.keras of a pipeline run, for the '
                             'variants that start from it (labels*_p*)')
   commands.add_parser('report').add_argument('results')
+  probe_parser = commands.add_parser('probe')
+  probe_parser.add_argument('npz')
+  probe_parser.add_argument('encoder', help="A PretrainTrainer's encoder.keras")
+  probe_parser.add_argument('out', help='Markdown table to write')
   run_parser = commands.add_parser('run')
   run_parser.add_argument('data')
   run_parser.add_argument('--name', required=True)
@@ -386,6 +446,8 @@ def main() -> None:
     sweep(args.npz, args.results, args.prefix, args.encoder)
   elif args.command == 'report':
     report(args.results)
+  elif args.command == 'probe':
+    probe(args.npz, args.encoder, args.out)
   else:
     print(json.dumps(run(args)), flush=True)
 
