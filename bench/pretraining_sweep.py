@@ -354,13 +354,14 @@ def report(results_path: str) -> None:
   pathlib.Path(results_path).with_suffix('.md').write_text('\n'.join(rows) + '\n')
 
 
-def _frozen_features(encoder, ids, pad_id: int, batch_size: int = 128) -> dict:
+def _frozen_features(encoder, ids, features, models, batch_size: int = 128) -> dict:
   """The encoder's [CLS] output, pooled output and mean over the real tokens, per review."""
+  import keras  # pylint: disable=import-outside-toplevel
   parts = collections.defaultdict(list)
   for start in range(0, len(ids), batch_size):
     batch = ids[start:start + batch_size]
-    real = batch != pad_id
-    outputs = encoder({'token_ids': batch, 'segment_ids': np.zeros_like(batch), 'padding_mask': real})
+    outputs = models._encode(encoder, keras.ops.convert_to_tensor(batch))  # pylint: disable=protected-access
+    real = batch != features.PAD_ID
     sequence = np.asarray(outputs['sequence_output'])
     parts['cls'].append(sequence[:, 0])
     parts['pooled'].append(np.asarray(outputs['pooled_output']))
@@ -394,7 +395,7 @@ def probe(npz_path: str, encoder_path: str, out_path: str, random_seeds: int = 3
            f'Logistic regression on standardized features of {train_reviews} `train` reviews, '
            'accuracy on `eval`.', '', '| encoder | features | eval accuracy |', '| --- | --- | --- |']
   for name, encoder in encoders.items():
-    frozen = {split: _frozen_features(encoder, ids, features.PAD_ID)
+    frozen = {split: _frozen_features(encoder, ids, features, models)
               for split, (ids, _) in splits.items()}
     for kind in frozen['train']:
       scaler = StandardScaler().fit(frozen['train'][kind])
