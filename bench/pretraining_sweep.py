@@ -109,8 +109,9 @@ VARIANTS = {
 
 def _few_label_variants() -> dict:
   """Fine-tuning on a few labeled reviews (a random subset of train per seed), from a random
-  encoder or from a pipeline run's pretrained one (`sweep --encoder`): the setting where
-  pretraining is expected to pay first. No variant pretrains, so they run on a CPU too."""
+  encoder, from a pipeline run's pretrained one (`sweep --encoder`) or from its embeddings
+  alone (_pemb): the setting where pretraining is expected to pay first. No variant
+  pretrains, so they run on a CPU too."""
   variants = {}
   for reviews in (500, 2000):
     for seed in (0, 1):
@@ -118,6 +119,14 @@ def _few_label_variants() -> dict:
       suffix = f'_s{seed}' if seed else ''
       variants[f'labels{reviews}_r{suffix}'] = f'--pre_steps 0 {common}'
       variants[f'labels{reviews}_p{suffix}'] = f'--encoder {{encoder}} {common}'
+      variants[f'labels{reviews}_pemb{suffix}'] = f'--encoder {{encoder}} --keep embeddings {common}'
+  # Each review's first 128 tokens, from a random encoder or from plateau_len128's (`sweep
+  # --save_encoders`), which leaves the plateau that the default run stays on.
+  for seed in (0, 1):
+    common = f'--length 128 --train_reviews 2000 --ft_steps 300 --seed {seed}'
+    suffix = f'_s{seed}' if seed else ''
+    variants[f'len128_labels2000_r{suffix}'] = f'--pre_steps 0 {common}'
+    variants[f'len128_labels2000_p{suffix}'] = f'--encoder {{encoder}} {common}'
   return variants
 
 
@@ -207,6 +216,21 @@ def _normalize_first(encoder) -> None:
     layer.normalize_first = True
 
 
+# The parts of an encoder that hold its embeddings; `--keep embeddings` takes only these from
+# the pretrained encoder and leaves the transformer layers and the pooler random.
+_EMBEDDING_LAYERS = ('token_embedding', 'position_embedding', 'segment_embedding', 'embeddings_layer_norm')
+
+
+def _transfer(pretrained, encoder, keep: str) -> None:
+  """Copies the pretrained encoder's weights into `encoder` (same sizes, the dropout this
+  variant fine-tunes with): all of them, or only the embeddings'."""
+  if keep == 'all':
+    encoder.set_weights(pretrained.get_weights())
+    return
+  for name in _EMBEDDING_LAYERS:
+    getattr(encoder, name).set_weights(getattr(pretrained, name).get_weights())
+
+
 def _ngram_features(data, features, buckets: int) -> dict:
   """Per labeled split, the n-gram part's ids and their naive-Bayes log-count ratios (as
   Transform computes them, from `train`)."""
@@ -262,10 +286,12 @@ def run(args) -> dict:
   config = dict(num_layers=args.layers, num_heads=args.heads, hidden_dim=args.hidden,
                 intermediate_dim=args.inter, dropout=args.pre_dropout)
   if args.encoder:  # Pretrained elsewhere, on the same Transform output's ids.
-    if args.ft_dropout is not None:
-      sys.exit('--ft_dropout rebuilds the encoder from the size flags: not with --encoder')
-    encoder = keras.saving.load_model(args.encoder)
-    vocabulary_size = encoder.vocabulary_size
+    pretrained = keras.saving.load_model(args.encoder)
+    vocabulary_size = pretrained.vocabulary_size
+    config.update(num_layers=pretrained.num_layers, num_heads=pretrained.num_heads,
+                  hidden_dim=pretrained.hidden_dim, intermediate_dim=pretrained.intermediate_dim)
+    encoder = models.build_encoder(vocabulary_size, length, config)
+    _transfer(pretrained, encoder, args.keep)
   else:
     vocabulary_size = min(args.vocab, int(max(v.max() for v in ids.values())) + 1)
     encoder = models.build_encoder(vocabulary_size, length, config)
@@ -297,6 +323,8 @@ def run(args) -> dict:
       result['curve'].append(round(metrics['acc'], 4))
       print(f'{args.name}: masked acc {result["curve"]} after {round(time.time() - start)} s',
             file=sys.stderr, flush=True)
+    if args.save_encoder:  # For other variants' --encoder.
+      encoder.save(args.save_encoder)
   result['pre_s'] = round(time.time() - start)
   if not args.ft_steps:  # Pretraining alone.
     return {**result, 'ft': [], 'best': None, 's': result['pre_s']}
@@ -338,9 +366,10 @@ def run(args) -> dict:
   return {**result, 'best': max(result['ft']), 's': round(time.time() - start)}
 
 
-def sweep(npz_path: str, results_path: str, prefix: str, encoder: str) -> None:
+def sweep(npz_path: str, results_path: str, prefix: str, encoder: str, save_encoders: str) -> None:
   """Runs every variant whose name starts with `prefix` as its own process, all at once; one
-  JSON line each. `encoder` fills the variants' {encoder}."""
+  JSON line each. `encoder` fills the variants' {encoder}; each variant that pretrains saves its
+  encoder as `save_encoders`/NAME.keras when that folder is given."""
   chosen = {name: arguments for name, arguments in VARIANTS.items() if name.startswith(prefix)}
   needing_encoder = [name for name, arguments in chosen.items() if '{encoder}' in arguments]
   if needing_encoder and not encoder:
@@ -348,7 +377,8 @@ def sweep(npz_path: str, results_path: str, prefix: str, encoder: str) -> None:
              'pass --encoder PATH (a PretrainTrainer\'s encoder.keras)')
   processes = {name: subprocess.Popen(
       [sys.executable, __file__, 'run', npz_path, '--name', name,
-       *arguments.format(encoder=encoder).split()],
+       *arguments.format(encoder=encoder).split(),
+       *(['--save_encoder', os.path.join(save_encoders, f'{name}.keras')] if save_encoders else [])],
       stdout=subprocess.PIPE, env={**os.environ, 'OMP_NUM_THREADS': '1'})
       for name, arguments in chosen.items()}
   with open(results_path, 'w') as out:
@@ -363,14 +393,15 @@ def report(results_path: str) -> None:
   rows = [f'# MLM pretraining sweep: {pathlib.Path(results_path).name}', '',
           'Accuracy on `eval` (held out from aclImdb train); masked acc: masked-token accuracy on',
           '`eval` after pretraining. r_ = random encoder, p_ = pretrained, _sN = seed N;',
-          'labelsN: fine-tuned on N labeled reviews, p_ from the pipeline run\'s encoder.', '',
+          'labelsN: fine-tuned on N labeled reviews, p_ from `--encoder` (a pipeline run\'s; for',
+          'len128_, plateau_len128\'s), pemb from its embeddings alone.', '',
           '| variant | pretraining steps | masked acc | fine-tuning eval acc per epoch | best |',
           '| --- | --- | --- | --- | --- |']
   groups = collections.defaultdict(list)
   for r in sorted(results, key=lambda r: r['name']):
     # Pretraining alone: the curve, a check after each equal part of the steps.
     masked = (r['curve'][-1] if r['ft'] else r['curve']) if r['curve'] else '-'
-    steps = 'pipeline' if r.get('encoder') else r['pre_steps']
+    steps = '`--encoder`' if r.get('encoder') else r['pre_steps']
     rows.append(f"| {r['name']} | {steps} | {masked} | {r['ft'] or '-'} | {r['best'] or '-'} |")
     if r['best'] is None:  # Pretraining alone.
       continue
@@ -446,6 +477,8 @@ def main() -> None:
   sweep_parser.add_argument('--prefix', default='', help='Only the variants named so.')
   sweep_parser.add_argument('--encoder', help='encoder.keras of a pipeline run, for the '
                             'variants that start from it (labels*_p*)')
+  sweep_parser.add_argument('--save_encoders', help='A folder: each variant that pretrains saves '
+                            'its encoder there as NAME.keras')
   commands.add_parser('report').add_argument('results')
   probe_parser = commands.add_parser('probe')
   probe_parser.add_argument('npz')
@@ -464,6 +497,9 @@ def main() -> None:
     run_parser.add_argument(f'--{flag}', type=float, default=default)
   run_parser.add_argument('--ft_dropout', type=float)
   run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
+  run_parser.add_argument('--save_encoder', help='Where to save the encoder.keras after pretraining')
+  run_parser.add_argument('--keep', choices=('all', 'embeddings'), default='all',
+                          help='What of --encoder to fine-tune from; the rest starts random')
   run_parser.add_argument('--pooling', choices=('cls', 'mean'), default='cls')
   run_parser.add_argument('--positions', choices=('learned', 'sinusoid'), default='learned',
                           help='Initial position embeddings: random, or see _init_positions_sinusoidally')
@@ -471,7 +507,7 @@ def main() -> None:
   if args.command == 'export':
     export(args.transformed_examples, args.npz)
   elif args.command == 'sweep':
-    sweep(args.npz, args.results, args.prefix, args.encoder)
+    sweep(args.npz, args.results, args.prefix, args.encoder, args.save_encoders)
   elif args.command == 'report':
     report(args.results)
   elif args.command == 'probe':
