@@ -221,6 +221,12 @@ def _normalize_first(encoder) -> None:
 _EMBEDDING_LAYERS = ('token_embedding', 'position_embedding', 'segment_embedding', 'embeddings_layer_norm')
 
 
+def _sizes(encoder) -> dict:
+  """The size settings of `models.build_encoder`'s config that built `encoder`."""
+  return {'num_layers': encoder.num_layers, 'num_heads': encoder.num_heads,
+          'hidden_dim': encoder.hidden_dim, 'intermediate_dim': encoder.intermediate_dim}
+
+
 def _transfer(pretrained, encoder, keep: str) -> None:
   """Copies the pretrained encoder's weights into `encoder` (same sizes, the dropout this
   variant fine-tunes with): all of them, or only the embeddings'."""
@@ -288,8 +294,7 @@ def run(args) -> dict:
   if args.encoder:  # Pretrained elsewhere, on the same Transform output's ids.
     pretrained = keras.saving.load_model(args.encoder)
     vocabulary_size = pretrained.vocabulary_size
-    config.update(num_layers=pretrained.num_layers, num_heads=pretrained.num_heads,
-                  hidden_dim=pretrained.hidden_dim, intermediate_dim=pretrained.intermediate_dim)
+    config.update(_sizes(pretrained))
     encoder = models.build_encoder(vocabulary_size, length, config)
     _transfer(pretrained, encoder, args.keep)
   else:
@@ -441,9 +446,7 @@ def probe(npz_path: str, encoder_path: str, out_path: str, random_seeds: int = 3
   splits = {'train': (data['train_ids'][rows].astype('int64'), data['train_labels'][rows]),
             'eval': (data['eval_ids'].astype('int64'), data['eval_labels'])}
   pretrained = keras.saving.load_model(encoder_path)
-  config = {'num_layers': pretrained.num_layers, 'num_heads': pretrained.num_heads,
-            'hidden_dim': pretrained.hidden_dim, 'intermediate_dim': pretrained.intermediate_dim,
-            'dropout': 0.0}
+  config = {**_sizes(pretrained), 'dropout': 0.0}
   encoders = {'pretrained': pretrained}
   for seed in range(random_seeds):
     keras.utils.set_random_seed(seed)
@@ -476,7 +479,7 @@ def main() -> None:
   sweep_parser.add_argument('results')
   sweep_parser.add_argument('--prefix', default='', help='Only the variants named so.')
   sweep_parser.add_argument('--encoder', help='encoder.keras of a pipeline run, for the '
-                            'variants that start from it (labels*_p*)')
+                            'variants that start from it (labels*_p*, len128_*_p*)')
   sweep_parser.add_argument('--save_encoders', help='A folder: each variant that pretrains saves '
                             'its encoder there as NAME.keras')
   commands.add_parser('report').add_argument('results')
