@@ -1,7 +1,7 @@
 """Does MLM pretraining earn its place? Variants of pretraining and fine-tuning, side by side.
 
 Each variant pretrains the encoder of `modules/models.py` with masked-LM on train+unsup (or
-not at all), fine-tunes the classifier on train and reports its best accuracy on `eval` (never
+with ELECTRA's replaced-token detection, or not at all), fine-tunes the classifier on train and reports its best accuracy on `eval` (never
 `test`). Variants differ in pretraining steps, learning rates, dropout, width, vocabulary, pooling,
 the masked-LM head's output projection (tied to the token embedding or not), seed and the
 number of labeled reviews. Too slow for a 2-core CPU as a sweep (each pretraining is
@@ -104,6 +104,9 @@ VARIANTS = {
     # Sequences of 128 (each review's first 128 tokens), so the same tokens take twice the steps.
     'plateau_len128': '--length 128 --pre_steps 3000 --untied 1 --pre_dropout 0 --checks 10 '
                       '--ft_steps 0 --jit 1',
+    # ELECTRA's replaced-token detection (see _replaced_token_detector) at the default run's
+    # steps; its curve is the generator's masked-token accuracy.
+    'electra': '--objective rtd --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
 }
 
 
@@ -237,6 +240,90 @@ def _transfer(pretrained, encoder, keep: str) -> None:
     getattr(encoder, name).set_weights(getattr(pretrained, name).get_weights())
 
 
+# ELECTRA's weight of the detector's loss beside the generator's (Clark et al. 2020).
+_DETECTOR_LOSS_WEIGHT = 50.0
+
+
+def _replaced_token_detector(keras, models, features, encoder, predictions: int, seed: int):
+  """ELECTRA's pretraining (Clark et al. 2020): a generator half the encoder's width learns
+  masked-LM, its samples replace the masked tokens, and the encoder learns to tell at every
+  real token whether it was replaced: a loss on every token instead of on 15% of them.
+
+  Inputs: the masked ids and positions of `_mask`, and `clean_ids` (the review unmasked).
+  Outputs: `generator`, its masked-LM logits; `detector`, [batch, length, 3]: the encoder's
+  logit that each token was replaced, whether it was, and whether it is a real token.
+  """
+
+  class Corrupt(keras.layers.Layer):
+    """Puts a sample of the generator's logits at each masked position of the clean ids."""
+
+    def __init__(self, **kwargs):
+      super().__init__(**kwargs)
+      self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, logits, clean_ids, positions, labels):
+      sampled = keras.ops.reshape(self._sample(keras.ops.stop_gradient(logits)), keras.ops.shape(positions))
+      in_use = keras.ops.cast(keras.ops.not_equal(labels, features.PAD_ID), 'int64')
+      at_position = keras.ops.one_hot(positions, clean_ids.shape[1], dtype='int64') * in_use[..., None]
+      hit = keras.ops.sum(at_position, 1)
+      corrupted = (1 - hit) * clean_ids + keras.ops.sum(at_position * sampled[..., None], 1)
+      replaced = keras.ops.cast(keras.ops.not_equal(corrupted, clean_ids), 'float32')
+      real = keras.ops.cast(keras.ops.not_equal(clean_ids, features.PAD_ID), 'float32')
+      return corrupted, replaced, real
+
+    def _sample(self, logits):
+      """One token per row of [..., vocabulary] logits, drawn as a block of the vocabulary, then
+      a token in it: random numbers for 2 x sqrt(vocabulary) tokens per row instead of all of them
+      (drawing from all 20,000 took 3.5 s of an 8.3 s training step on a 2-core CPU)."""
+      vocabulary_size = logits.shape[-1]
+      block = int(np.ceil(np.sqrt(vocabulary_size)))
+      blocks = -(-vocabulary_size // block)
+      flat = keras.ops.reshape(logits, (-1, vocabulary_size))
+      flat = keras.ops.pad(flat, ((0, 0), (0, blocks * block - vocabulary_size)), constant_values=-1e9)
+      grouped = keras.ops.reshape(flat, (-1, blocks, block))
+      chosen = keras.random.categorical(keras.ops.logsumexp(grouped, -1), 1, seed=self.seed_generator,
+                                        dtype='int64')
+      in_block = keras.ops.squeeze(keras.ops.take_along_axis(grouped, chosen[:, :, None], axis=1), 1)
+      offset = keras.random.categorical(in_block, 1, seed=self.seed_generator, dtype='int64')
+      return chosen[:, 0] * block + offset[:, 0]
+
+  generator = models.build_encoder(encoder.vocabulary_size, encoder.max_sequence_length, {
+      'num_layers': encoder.num_layers, 'num_heads': 1, 'hidden_dim': encoder.hidden_dim // 2,
+      'intermediate_dim': encoder.intermediate_dim // 2, 'dropout': 0.0})
+  generator_lm = models.build_masked_lm(generator, predictions, tie_word_embeddings=True)
+  length = encoder.max_sequence_length
+  inputs = {features.TOKEN_IDS_KEY: keras.Input((length,), dtype='int64', name=features.TOKEN_IDS_KEY),
+            models.MASK_POSITIONS_INPUT: keras.Input((predictions,), dtype='int64',
+                                                     name=models.MASK_POSITIONS_INPUT),
+            'clean_ids': keras.Input((length,), dtype='int64', name='clean_ids'),
+            'labels': keras.Input((predictions,), dtype='int64', name='labels')}
+  logits = generator_lm({name: inputs[name] for name in (features.TOKEN_IDS_KEY, models.MASK_POSITIONS_INPUT)})
+  corrupted, replaced, real = Corrupt(name='corrupt')(
+      logits, inputs['clean_ids'], inputs[models.MASK_POSITIONS_INPUT], inputs['labels'])
+  sequence = models._encode(encoder, corrupted)['sequence_output']  # pylint: disable=protected-access
+  detector_logits = keras.layers.Dense(1, name='detector_logit')(sequence)
+  detector = keras.layers.Concatenate(name='detector')(
+      [detector_logits, replaced[..., None], real[..., None]])
+  # Named layers: Keras matches losses and metrics to outputs by their layers' names.
+  generator_logits = keras.layers.Identity(name='generator')(logits)
+  return keras.Model(inputs, {'generator': generator_logits, 'detector': detector})
+
+
+def _detector_loss(unused_labels, detector):
+  """Binary cross-entropy of `_replaced_token_detector`'s detector output, over real tokens."""
+  import keras  # pylint: disable=import-outside-toplevel
+  logits, replaced, real = detector[..., 0], detector[..., 1], detector[..., 2]
+  losses = keras.ops.binary_crossentropy(replaced, logits, from_logits=True)
+  return keras.ops.sum(losses * real) / keras.ops.maximum(keras.ops.sum(real), 1.0)
+
+
+def _replaced_recall(unused_labels, detector):
+  """The share of replaced tokens whose detector logit is above 0."""
+  import keras  # pylint: disable=import-outside-toplevel
+  found = keras.ops.cast(detector[..., 0] > 0, 'float32') * detector[..., 1]
+  return keras.ops.sum(found) / keras.ops.maximum(keras.ops.sum(detector[..., 1]), 1.0)
+
+
 def _ngram_features(data, features, buckets: int) -> dict:
   """Per labeled split, the n-gram part's ids and their naive-Bayes log-count ratios (as
   Transform computes them, from `train`)."""
@@ -276,6 +363,54 @@ def _classifier(keras, models, encoder, args):
   return keras.Model({'token_ids': token_ids}, keras.layers.Dense(1)(keras.layers.Dropout(0.1)(pooled)))
 
 
+def _pretrainer(keras, models, features, encoder, predictions: int, args):
+  """The compiled model that pretrains `encoder`: masked-LM, or ELECTRA's (`--objective rtd`)."""
+  optimizer = models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01)
+  jit_compile = True if args.jit else 'auto'
+  if args.objective == 'mlm':
+    masked_lm = models.build_masked_lm(encoder, predictions, tie_word_embeddings=not args.untied)
+    masked_lm.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name='acc')],
+                      jit_compile=jit_compile)
+    return masked_lm
+  detector = _replaced_token_detector(keras, models, features, encoder, predictions, args.seed)
+  detector.compile(
+      optimizer=optimizer,
+      loss={'generator': keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                    ignore_class=features.PAD_ID),
+            'detector': _detector_loss},
+      loss_weights={'generator': 1.0, 'detector': _DETECTOR_LOSS_WEIGHT},
+      metrics={'generator': [keras.metrics.MeanMetricWrapper(_masked_accuracy, name='acc')],
+               'detector': [keras.metrics.MeanMetricWrapper(_replaced_recall, name='replaced_recall')]},
+      jit_compile=jit_compile)
+  return detector
+
+
+def _masked_accuracy(labels, logits):
+  """Masked-token accuracy over the positions in use (label not [PAD])."""
+  import keras  # pylint: disable=import-outside-toplevel
+  in_use = keras.ops.not_equal(labels, 0)
+  hits = keras.ops.logical_and(keras.ops.equal(keras.ops.argmax(logits, -1), labels), in_use)
+  return keras.ops.sum(keras.ops.cast(hits, 'float32')) / keras.ops.maximum(
+      keras.ops.sum(keras.ops.cast(in_use, 'float32')), 1.0)
+
+
+def _pretraining_data(ids, rng, vocabulary_size, features, predictions: int, objective: str):
+  """Inputs, targets and sample weights (or None) of `_pretrainer`'s model for `ids`."""
+  x, y, w = _mask(ids, rng, vocabulary_size, features, predictions)
+  if objective == 'mlm':
+    return x, y, w
+  return ({**x, 'clean_ids': ids, 'labels': y},
+          {'generator': y, 'detector': np.zeros((len(ids), 1, 1), 'float32')}, None)
+
+
+def _rows(arrays, rows):
+  """The rows of an array, of each array of a dict, or None."""
+  if isinstance(arrays, dict):
+    return {key: array[rows] for key, array in arrays.items()}
+  return None if arrays is None else arrays[rows]
+
+
 def run(args) -> dict:
   """One variant: pretrain (unless --pre_steps 0), fine-tune, best eval accuracy."""
   import keras  # pylint: disable=import-outside-toplevel
@@ -308,26 +443,24 @@ def run(args) -> dict:
   result = {**vars(args), 'curve': []}
   start = time.time()
   if args.pre_steps and not args.encoder:
-    masked_lm = models.build_masked_lm(encoder, predictions, tie_word_embeddings=not args.untied)
-    masked_lm.compile(optimizer=models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name='acc')],
-                      jit_compile=True if args.jit else 'auto')
+    pretrainer = _pretrainer(keras, models, features, encoder, predictions, args)
     corpus = np.concatenate([ids['train'], ids['unsup']])
-    x, y, w = _mask(corpus, rng, vocabulary_size, features, predictions)
-    eval_x, eval_y, eval_w = _mask(ids['eval'], np.random.default_rng(123), vocabulary_size,
-                                   features, predictions)
+    x, y, w = _pretraining_data(corpus, rng, vocabulary_size, features, predictions, args.objective)
+    eval_x, eval_y, eval_w = _pretraining_data(ids['eval'], np.random.default_rng(123), vocabulary_size,
+                                               features, predictions, args.objective)
     sequences = args.pre_steps * args.bs
     order = np.concatenate([rng.permutation(len(corpus))
                             for _ in range(sequences // len(corpus) + 1)])[:sequences]
     for part in np.array_split(order, args.checks):
-      masked_lm.fit({k: v[part] for k, v in x.items()}, y[part], sample_weight=w[part],
-                    batch_size=args.bs, verbose=0, shuffle=False)
-      metrics = masked_lm.evaluate(eval_x, eval_y, sample_weight=eval_w, batch_size=256,
-                                   verbose=0, return_dict=True)
-      result['curve'].append(round(metrics['acc'], 4))
-      print(f'{args.name}: masked acc {result["curve"]} after {round(time.time() - start)} s',
-            file=sys.stderr, flush=True)
+      pretrainer.fit(_rows(x, part), _rows(y, part), sample_weight=_rows(w, part),
+                     batch_size=args.bs, verbose=0, shuffle=False)
+      metrics = pretrainer.evaluate(eval_x, eval_y, sample_weight=eval_w, batch_size=256,
+                                    verbose=0, return_dict=True)
+      result['curve'].append(round(metrics['acc' if args.objective == 'mlm' else 'generator_acc'], 4))
+      if args.objective == 'rtd':
+        result.setdefault('replaced_recall', []).append(round(metrics['detector_replaced_recall'], 4))
+      print(f'{args.name}: masked acc {result["curve"]} after {round(time.time() - start)} s '
+            f'{metrics}', file=sys.stderr, flush=True)
     if args.save_encoder:  # For other variants' --encoder.
       encoder.save(args.save_encoder)
   result['pre_s'] = round(time.time() - start)
@@ -380,11 +513,12 @@ def sweep(npz_path: str, results_path: str, prefix: str, encoder: str, save_enco
   if needing_encoder and not encoder:
     sys.exit(f'Variants {", ".join(needing_encoder)} start from a pretrained encoder: '
              'pass --encoder PATH (a PretrainTrainer\'s encoder.keras)')
+  threads = {'OMP_NUM_THREADS': '1'} if len(chosen) > 1 else {}  # One core each when several run.
   processes = {name: subprocess.Popen(
       [sys.executable, __file__, 'run', npz_path, '--name', name,
        *arguments.format(encoder=encoder).split(),
        *(['--save_encoder', os.path.join(save_encoders, f'{name}.keras')] if save_encoders else [])],
-      stdout=subprocess.PIPE, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+      stdout=subprocess.PIPE, env={**os.environ, **threads})
       for name, arguments in chosen.items()}
   with open(results_path, 'w') as out:
     for name, process in processes.items():
@@ -397,15 +531,17 @@ def report(results_path: str) -> None:
   results = [json.loads(line) for line in open(results_path)]
   rows = [f'# MLM pretraining sweep: {pathlib.Path(results_path).name}', '',
           'Accuracy on `eval` (held out from aclImdb train); masked acc: masked-token accuracy on',
-          '`eval` after pretraining. r_ = random encoder, p_ = pretrained, _sN = seed N;',
-          'labelsN: fine-tuned on N labeled reviews, p_ from `--encoder` (a pipeline run\'s; for',
-          'len128_, plateau_len128\'s), pemb from its embeddings alone.', '',
+          '`eval` after pretraining (electra: its generator\'s). r_ = random encoder, p_ = pretrained,',
+          '_sN = seed N; labelsN: fine-tuned on N labeled reviews, p_ from `--encoder` (a pipeline',
+          'run\'s, or a variant\'s saved by `sweep --save_encoders`), pemb from its embeddings alone.', '',
           '| variant | pretraining steps | masked acc | fine-tuning eval acc per epoch | best |',
           '| --- | --- | --- | --- | --- |']
   groups = collections.defaultdict(list)
   for r in sorted(results, key=lambda r: r['name']):
     # Pretraining alone: the curve, a check after each equal part of the steps.
     masked = (r['curve'][-1] if r['ft'] else r['curve']) if r['curve'] else '-'
+    if 'replaced_recall' in r:  # electra: the share of replaced tokens its encoder found.
+      masked = f"{masked}; replaced tokens found {r['replaced_recall']}"
     steps = '`--encoder`' if r.get('encoder') else r['pre_steps']
     rows.append(f"| {r['name']} | {steps} | {masked} | {r['ft'] or '-'} | {r['best'] or '-'} |")
     if r['best'] is None:  # Pretraining alone.
@@ -503,6 +639,8 @@ def main() -> None:
   run_parser.add_argument('--save_encoder', help='Where to save the encoder.keras after pretraining')
   run_parser.add_argument('--keep', choices=('all', 'embeddings'), default='all',
                           help='What of --encoder to fine-tune from; the rest starts random')
+  run_parser.add_argument('--objective', choices=('mlm', 'rtd'), default='mlm',
+                          help="Pretraining's: masked-LM, or replaced-token detection (ELECTRA)")
   run_parser.add_argument('--pooling', choices=('cls', 'mean'), default='cls')
   run_parser.add_argument('--positions', choices=('learned', 'sinusoid'), default='learned',
                           help='Initial position embeddings: random, or see _init_positions_sinusoidally')
