@@ -1,12 +1,12 @@
 """Does MLM pretraining earn its place? Variants of pretraining and fine-tuning, side by side.
 
 Each variant pretrains the encoder of `modules/models.py` with masked-LM on train+unsup (or
-with ELECTRA's replaced-token detection, or not at all), fine-tunes the classifier on train and reports its best accuracy on `eval` (never
-`test`). Variants differ in pretraining steps, learning rates, dropout, width, vocabulary, pooling,
-the masked-LM head's output projection (tied to the token embedding or not), seed and the
-number of labeled reviews. Too slow for a 2-core CPU as a sweep (each pretraining is
-the default run's half hour), it was written to run on a lent GPU machine, which has Keras 3 but
-not TensorFlow:
+with ELECTRA's replaced-token detection, or not at all), fine-tunes the classifier on train and
+reports its best accuracy on `eval` (never `test`). Variants differ in pretraining steps and
+objective, learning rates, dropout, width, vocabulary, pooling, the masked-LM head's output
+projection (tied to the token embedding or not), seed and the number of labeled reviews. Too
+slow for a 2-core CPU as a sweep (each pretraining is the default run's half hour), it was
+written to run on a lent GPU machine, which has Keras 3 but not TensorFlow:
 
   # Here (TensorFlow): the token ids of a finished default run's Transform output.
   python bench/pretraining_sweep.py export bench/tmp/default/root/Transform/transformed_examples/ID ids.npz
@@ -313,15 +313,19 @@ def _detector_loss(unused_labels, detector):
   """Binary cross-entropy of `_replaced_token_detector`'s detector output, over real tokens."""
   import keras  # pylint: disable=import-outside-toplevel
   logits, replaced, real = detector[..., 0], detector[..., 1], detector[..., 2]
-  losses = keras.ops.binary_crossentropy(replaced, logits, from_logits=True)
-  return keras.ops.sum(losses * real) / keras.ops.maximum(keras.ops.sum(real), 1.0)
+  return _masked_mean(keras.ops.binary_crossentropy(replaced, logits, from_logits=True), real)
 
 
 def _replaced_recall(unused_labels, detector):
   """The share of replaced tokens whose detector logit is above 0."""
   import keras  # pylint: disable=import-outside-toplevel
-  found = keras.ops.cast(detector[..., 0] > 0, 'float32') * detector[..., 1]
-  return keras.ops.sum(found) / keras.ops.maximum(keras.ops.sum(detector[..., 1]), 1.0)
+  return _masked_mean(keras.ops.cast(detector[..., 0] > 0, 'float32'), detector[..., 1])
+
+
+def _masked_mean(values, mask):
+  """The mean of `values` where `mask` is 1 (0 where it is 0 throughout)."""
+  import keras  # pylint: disable=import-outside-toplevel
+  return keras.ops.sum(values * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
 
 
 def _ngram_features(data, features, buckets: int) -> dict:
@@ -389,10 +393,8 @@ def _pretrainer(keras, models, features, encoder, predictions: int, args):
 def _masked_accuracy(labels, logits):
   """Masked-token accuracy over the positions in use (label not [PAD])."""
   import keras  # pylint: disable=import-outside-toplevel
-  in_use = keras.ops.not_equal(labels, 0)
-  hits = keras.ops.logical_and(keras.ops.equal(keras.ops.argmax(logits, -1), labels), in_use)
-  return keras.ops.sum(keras.ops.cast(hits, 'float32')) / keras.ops.maximum(
-      keras.ops.sum(keras.ops.cast(in_use, 'float32')), 1.0)
+  hits = keras.ops.cast(keras.ops.equal(keras.ops.argmax(logits, -1), labels), 'float32')
+  return _masked_mean(hits, keras.ops.cast(keras.ops.not_equal(labels, 0), 'float32'))
 
 
 def _pretraining_data(ids, rng, vocabulary_size, features, predictions: int, objective: str):
