@@ -4,9 +4,9 @@ Each variant pretrains the encoder of `modules/models.py` with masked-LM on trai
 with ELECTRA's replaced-token detection, or not at all), fine-tunes the classifier on train and
 reports its best accuracy on `eval` (never `test`). Variants differ in pretraining steps and
 objective, learning rates, dropout, width, vocabulary, pooling, the masked-LM head's output
-projection (tied to the token embedding or not), seed and the number of labeled reviews. Too
-slow for a 2-core CPU as a sweep (each pretraining is the default run's half hour), it was
-written to run on a lent GPU machine, which has Keras 3 but not TensorFlow:
+projection (tied to the token embedding or not), the first layer's reach, seed and the number
+of labeled reviews. Too slow for a 2-core CPU as a sweep (each pretraining is the default run's
+half hour), it was written to run on a lent GPU machine, which has Keras 3 but not TensorFlow:
 
   # Here (TensorFlow): the token ids of a finished default run's Transform output.
   python bench/pretraining_sweep.py export bench/tmp/default/root/Transform/transformed_examples/ID ids.npz
@@ -107,6 +107,8 @@ VARIANTS = {
     # ELECTRA's replaced-token detection (see _replaced_token_detector) at the default run's
     # steps; its curve is the generator's masked-token accuracy.
     'electra': '--objective rtd --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
+    # Masked-LM with a first layer that attends within 4 tokens (see _attend_locally_first).
+    'plateau_local4': '--local_window 4 --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
 }
 
 
@@ -130,6 +132,12 @@ def _few_label_variants() -> dict:
     suffix = f'_s{seed}' if seed else ''
     variants[f'len128_labels2000_r{suffix}'] = f'--pre_steps 0 {common}'
     variants[f'len128_labels2000_p{suffix}'] = f'--encoder {{encoder}} {common}'
+  # The local first layer of `plateau_local4`, from a random encoder or from its own.
+  for seed in (0, 1):
+    common = f'--local_window 4 --train_reviews 2000 --ft_steps 300 --seed {seed}'
+    suffix = f'_s{seed}' if seed else ''
+    variants[f'local4_labels2000_r{suffix}'] = f'--pre_steps 0 {common}'
+    variants[f'local4_labels2000_p{suffix}'] = f'--encoder {{encoder}} {common}'
   return variants
 
 
@@ -217,6 +225,33 @@ def _normalize_first(encoder) -> None:
   what they read."""
   for layer in encoder.transformer_layers:
     layer.normalize_first = True
+
+
+def _attend_locally_first(encoder, window: int) -> None:
+  """A locality prior: the encoder's first transformer layer attends only to the tokens within
+  `window` positions of each token (the later layers to all). A random encoder's attention is
+  near uniform, so at the first step its first layer already mixes each token with its
+  neighbours instead of with the whole review."""
+  import keras  # pylint: disable=import-outside-toplevel
+  layer = encoder.transformer_layers[0]
+  call = layer.call
+
+  def local_call(inputs, padding_mask=None, attention_mask=None, **kwargs):
+    positions = keras.ops.arange(keras.ops.shape(inputs)[1])
+    band = keras.ops.abs(positions[:, None] - positions[None]) <= window
+    band = keras.ops.broadcast_to(band[None], (keras.ops.shape(inputs)[0], *band.shape))
+    if attention_mask is not None:
+      band = keras.ops.logical_and(band, attention_mask)
+    return call(inputs, padding_mask=padding_mask, attention_mask=band, **kwargs)
+  layer.call = local_call
+
+
+def _set_call_time_options(encoder, args) -> None:
+  """What the encoder's saved config does not hold: pre-LN and the local first layer."""
+  if args.pre_ln:
+    _normalize_first(encoder)
+  if args.local_window:
+    _attend_locally_first(encoder, args.local_window)
 
 
 # The parts of an encoder that hold its embeddings; `--keep embeddings` takes only these from
@@ -434,13 +469,13 @@ def run(args) -> dict:
     config.update(_sizes(pretrained))
     encoder = models.build_encoder(vocabulary_size, length, config)
     _transfer(pretrained, encoder, args.keep)
+    _set_call_time_options(encoder, args)
   else:
     vocabulary_size = min(args.vocab, int(max(v.max() for v in ids.values())) + 1)
     encoder = models.build_encoder(vocabulary_size, length, config)
     if args.positions == 'sinusoid':
       _init_positions_sinusoidally(encoder)
-    if args.pre_ln:
-      _normalize_first(encoder)
+    _set_call_time_options(encoder, args)
   ids = {k: np.where(v >= vocabulary_size, features.UNK_ID, v) for k, v in ids.items()}
   result = {**vars(args), 'curve': []}
   start = time.time()
@@ -472,8 +507,7 @@ def run(args) -> dict:
     weights = encoder.get_weights()
     encoder = models.build_encoder(vocabulary_size, length, {**config, 'dropout': args.ft_dropout})
     encoder.set_weights(weights)
-    if args.pre_ln:
-      _normalize_first(encoder)
+    _set_call_time_options(encoder, args)
   model = _classifier(keras, models, encoder, args)
   bce = keras.losses.BinaryCrossentropy(from_logits=True)
   loss, metric = bce, keras.metrics.BinaryAccuracy(threshold=0.0, name='acc')
@@ -570,11 +604,11 @@ def _frozen_features(encoder, ids, features, models, batch_size: int = 128) -> d
   return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def probe(npz_path: str, encoder_path: str, out_path: str, random_seeds: int = 3,
-          train_reviews: int = 5000) -> None:
+def probe(npz_path: str, encoder_path: str, out_path: str, local_window: int = 0,
+          random_seeds: int = 3, train_reviews: int = 5000) -> None:
   """Linear probe: a logistic regression on the frozen features of the pretrained encoder and of
   random ones of the same size (one per seed: their spread is the noise), trained on
-  `train_reviews` of train, scored on eval."""
+  `train_reviews` of train, scored on eval. `local_window`: as `run --local_window`, for all."""
   import keras  # pylint: disable=import-outside-toplevel
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
   from sklearn.preprocessing import StandardScaler  # pylint: disable=import-outside-toplevel
@@ -590,7 +624,10 @@ def probe(npz_path: str, encoder_path: str, out_path: str, random_seeds: int = 3
     keras.utils.set_random_seed(seed)
     encoders[f'random, seed {seed}'] = models.build_encoder(
         pretrained.vocabulary_size, pretrained.max_sequence_length, config)
-  lines = ['# Linear probe of frozen encoder features', '', f'Pretrained: `{encoder_path}`.',
+  for encoder in encoders.values():
+    _set_call_time_options(encoder, types.SimpleNamespace(pre_ln=0, local_window=local_window))
+  first_layer = f', its first layer attending within {local_window} tokens' if local_window else ''
+  lines = ['# Linear probe of frozen encoder features', '', f'Pretrained: `{encoder_path}`{first_layer}.',
            f'Logistic regression on standardized features of {train_reviews} `train` reviews, '
            'accuracy on `eval`.', '', '| encoder | features | eval accuracy |', '| --- | --- | --- |']
   for name, encoder in encoders.items():
@@ -625,6 +662,7 @@ def main() -> None:
   probe_parser.add_argument('npz')
   probe_parser.add_argument('encoder', help="A PretrainTrainer's encoder.keras")
   probe_parser.add_argument('out', help='Markdown table to write')
+  probe_parser.add_argument('--local_window', type=int, default=0, help='As run --local_window')
   run_parser = commands.add_parser('run')
   run_parser.add_argument('data')
   run_parser.add_argument('--name', required=True)
@@ -632,7 +670,7 @@ def main() -> None:
                         ('inter', 512), ('bs', 64), ('ft_steps', 900), ('ft_epochs', 6),
                         ('vocab', 20000), ('checks', 6), ('seed', 0), ('ngram_buckets', 0),
                         ('ngrams_only', 0), ('separate_losses', 0), ('train_reviews', 0),
-                        ('untied', 0), ('pre_ln', 0), ('jit', 0), ('length', 0)):
+                        ('untied', 0), ('pre_ln', 0), ('jit', 0), ('length', 0), ('local_window', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
   for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4)):
     run_parser.add_argument(f'--{flag}', type=float, default=default)
@@ -654,7 +692,7 @@ def main() -> None:
   elif args.command == 'report':
     report(args.results)
   elif args.command == 'probe':
-    probe(args.npz, args.encoder, args.out)
+    probe(args.npz, args.encoder, args.out, args.local_window)
   else:
     print(json.dumps(run(args)), flush=True)
 
