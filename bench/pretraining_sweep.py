@@ -448,6 +448,10 @@ def _rows(arrays, rows):
   return None if arrays is None else arrays[rows]
 
 
+# How many of the reviews fine-tuning fits on `run` scores after each epoch.
+_FITTED_REVIEWS_CHECKED = 2000
+
+
 def run(args) -> dict:
   """One variant: pretrain (unless --pre_steps 0), fine-tune, best eval accuracy."""
   import keras  # pylint: disable=import-outside-toplevel
@@ -531,12 +535,15 @@ def run(args) -> dict:
   sequences = args.ft_steps * args.bs
   order = np.concatenate([rng.permutation(len(labels['train']))
                           for _ in range(sequences // len(labels['train']) + 1)])[:sequences]
-  result['ft'] = []
+  # Accuracy on reviews it is fitted on too, to tell overfitting from slow fitting.
+  fitted = {k: v[:_FITTED_REVIEWS_CHECKED] for k, v in inputs['train'].items()}
+  result['ft'], result['ft_train'] = [], []
   for part in np.array_split(order, args.ft_epochs):
     model.fit({k: v[part] for k, v in inputs['train'].items()}, labels['train'][part],
               batch_size=args.bs, verbose=0, shuffle=False)
-    metrics = model.evaluate(inputs['eval'], labels['eval'], batch_size=256, verbose=0, return_dict=True)
-    result['ft'].append(round(metrics['acc'], 4))
+    for key, x, y in (('ft', inputs['eval'], labels['eval']),
+                      ('ft_train', fitted, labels['train'][:_FITTED_REVIEWS_CHECKED])):
+      result[key].append(round(model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)['acc'], 4))
   return {**result, 'best': max(result['ft']), 's': round(time.time() - start)}
 
 
@@ -569,7 +576,8 @@ def report(results_path: str) -> None:
           'Accuracy on `eval` (held out from aclImdb train); masked acc: masked-token accuracy on',
           '`eval` after pretraining (electra: its generator\'s). r_ = random encoder, p_ = pretrained,',
           '_sN = seed N; labelsN: fine-tuned on N labeled reviews, p_ from `--encoder` (a pipeline',
-          'run\'s, or a variant\'s saved by `sweep --save_encoders`), pemb from its embeddings alone.', '',
+          'run\'s, or a variant\'s saved by `sweep --save_encoders`), pemb from its embeddings alone;',
+          'train: accuracy on 2,000 of the reviews fine-tuning fits on.', '',
           '| variant | pretraining steps | masked acc | fine-tuning eval acc per epoch | best |',
           '| --- | --- | --- | --- | --- |']
   groups = collections.defaultdict(list)
@@ -579,7 +587,8 @@ def report(results_path: str) -> None:
     if 'replaced_recall' in r:  # electra: the share of replaced tokens its encoder found.
       masked = f"{masked}; replaced tokens found {r['replaced_recall']}"
     steps = '`--encoder`' if r.get('encoder') else r['pre_steps']
-    rows.append(f"| {r['name']} | {steps} | {masked} | {r['ft'] or '-'} | {r['best'] or '-'} |")
+    per_epoch = f"{r['ft']}; train {r['ft_train']}" if r.get('ft_train') else r['ft'] or '-'
+    rows.append(f"| {r['name']} | {steps} | {masked} | {per_epoch} | {r['best'] or '-'} |")
     if r['best'] is None:  # Pretraining alone.
       continue
     groups[r['name'].rsplit('_s', 1)[0] if r['name'][-3:-1] == '_s' else r['name']].append(r['best'])
