@@ -132,12 +132,14 @@ def _few_label_variants() -> dict:
     suffix = f'_s{seed}' if seed else ''
     variants[f'len128_labels2000_r{suffix}'] = f'--pre_steps 0 {common}'
     variants[f'len128_labels2000_p{suffix}'] = f'--encoder {{encoder}} {common}'
-  # The local first layer of `plateau_local4`, from a random encoder or from its own.
+  # The local first layer of `plateau_local4`, from a random encoder, from its own or from
+  # its embeddings alone.
   for seed in (0, 1):
     common = f'--local_window 4 --train_reviews 2000 --ft_steps 300 --seed {seed}'
     suffix = f'_s{seed}' if seed else ''
     variants[f'local4_labels2000_r{suffix}'] = f'--pre_steps 0 {common}'
     variants[f'local4_labels2000_p{suffix}'] = f'--encoder {{encoder}} {common}'
+    variants[f'local4_labels2000_pemb{suffix}'] = f'--encoder {{encoder}} --keep embeddings {common}'
   return variants
 
 
