@@ -248,12 +248,12 @@ def _attend_locally_first(encoder, window: int) -> None:
   layer.call = local_call
 
 
-def _set_call_time_options(encoder, args) -> None:
+def _set_call_time_options(encoder, pre_ln: int, local_window: int) -> None:
   """What the encoder's saved config does not hold: pre-LN and the local first layer."""
-  if args.pre_ln:
+  if pre_ln:
     _normalize_first(encoder)
-  if args.local_window:
-    _attend_locally_first(encoder, args.local_window)
+  if local_window:
+    _attend_locally_first(encoder, local_window)
 
 
 # The parts of an encoder that hold its embeddings; `--keep embeddings` takes only these from
@@ -475,13 +475,13 @@ def run(args) -> dict:
     config.update(_sizes(pretrained))
     encoder = models.build_encoder(vocabulary_size, length, config)
     _transfer(pretrained, encoder, args.keep)
-    _set_call_time_options(encoder, args)
+    _set_call_time_options(encoder, args.pre_ln, args.local_window)
   else:
     vocabulary_size = min(args.vocab, int(max(v.max() for v in ids.values())) + 1)
     encoder = models.build_encoder(vocabulary_size, length, config)
     if args.positions == 'sinusoid':
       _init_positions_sinusoidally(encoder)
-    _set_call_time_options(encoder, args)
+    _set_call_time_options(encoder, args.pre_ln, args.local_window)
   ids = {k: np.where(v >= vocabulary_size, features.UNK_ID, v) for k, v in ids.items()}
   result = {**vars(args), 'curve': []}
   start = time.time()
@@ -513,7 +513,7 @@ def run(args) -> dict:
     weights = encoder.get_weights()
     encoder = models.build_encoder(vocabulary_size, length, {**config, 'dropout': args.ft_dropout})
     encoder.set_weights(weights)
-    _set_call_time_options(encoder, args)
+    _set_call_time_options(encoder, args.pre_ln, args.local_window)
   model = _classifier(keras, models, encoder, args)
   bce = keras.losses.BinaryCrossentropy(from_logits=True)
   loss, metric = bce, keras.metrics.BinaryAccuracy(threshold=0.0, name='acc')
@@ -636,7 +636,7 @@ def probe(npz_path: str, encoder_path: str, out_path: str, local_window: int = 0
     encoders[f'random, seed {seed}'] = models.build_encoder(
         pretrained.vocabulary_size, pretrained.max_sequence_length, config)
   for encoder in encoders.values():
-    _set_call_time_options(encoder, types.SimpleNamespace(pre_ln=0, local_window=local_window))
+    _set_call_time_options(encoder, pre_ln=0, local_window=local_window)
   first_layer = f', its first layer attending within {local_window} tokens' if local_window else ''
   lines = ['# Linear probe of frozen encoder features', '', f'Pretrained: `{encoder_path}`{first_layer}.',
            f'Logistic regression on standardized features of {train_reviews} `train` reviews, '
