@@ -112,35 +112,30 @@ VARIANTS = {
 }
 
 
+# How a few-label variant's encoder starts: random, pretrained (`sweep --encoder`), or from the
+# pretrained one's embeddings under random transformer layers.
+_STARTS = {'r': '--pre_steps 0', 'p': '--encoder {encoder}', 'pemb': '--encoder {encoder} --keep embeddings'}
+
+
+def _seeded_starts(name: str, settings: str, starts=tuple(_STARTS)) -> dict:
+  """NAME_START and NAME_START_s1: 300 fine-tuning steps from each start, seeds 0 and 1."""
+  return {f'{name}_{start}{f"_s{seed}" if seed else ""}':
+          f'{_STARTS[start]} {settings} --ft_steps 300 --seed {seed}'
+          for seed in (0, 1) for start in starts}
+
+
 def _few_label_variants() -> dict:
-  """Fine-tuning on a few labeled reviews (a random subset of train per seed), from a random
-  encoder, from a pipeline run's pretrained one (`sweep --encoder`) or from its embeddings
-  alone (_pemb): the setting where pretraining is expected to pay first. No variant
-  pretrains, so they run on a CPU too."""
-  variants = {}
-  for reviews in (500, 2000):
-    for seed in (0, 1):
-      common = f'--train_reviews {reviews} --ft_steps 300 --seed {seed}'
-      suffix = f'_s{seed}' if seed else ''
-      variants[f'labels{reviews}_r{suffix}'] = f'--pre_steps 0 {common}'
-      variants[f'labels{reviews}_p{suffix}'] = f'--encoder {{encoder}} {common}'
-      variants[f'labels{reviews}_pemb{suffix}'] = f'--encoder {{encoder}} --keep embeddings {common}'
-  # Each review's first 128 tokens, from a random encoder or from plateau_len128's (`sweep
-  # --save_encoders`), which leaves the plateau that the default run stays on.
-  for seed in (0, 1):
-    common = f'--length 128 --train_reviews 2000 --ft_steps 300 --seed {seed}'
-    suffix = f'_s{seed}' if seed else ''
-    variants[f'len128_labels2000_r{suffix}'] = f'--pre_steps 0 {common}'
-    variants[f'len128_labels2000_p{suffix}'] = f'--encoder {{encoder}} {common}'
-  # The local first layer of `plateau_local4`, from a random encoder, from its own or from
-  # its embeddings alone.
-  for seed in (0, 1):
-    common = f'--local_window 4 --train_reviews 2000 --ft_steps 300 --seed {seed}'
-    suffix = f'_s{seed}' if seed else ''
-    variants[f'local4_labels2000_r{suffix}'] = f'--pre_steps 0 {common}'
-    variants[f'local4_labels2000_p{suffix}'] = f'--encoder {{encoder}} {common}'
-    variants[f'local4_labels2000_pemb{suffix}'] = f'--encoder {{encoder}} --keep embeddings {common}'
-  return variants
+  """Fine-tuning on a few labeled reviews (a random subset of train per seed): the setting where
+  pretraining is expected to pay first. No variant pretrains, so they run on a CPU too."""
+  return {
+      **_seeded_starts('labels500', '--train_reviews 500'),
+      **_seeded_starts('labels2000', '--train_reviews 2000'),
+      # Each review's first 128 tokens, from a random encoder or from plateau_len128's (`sweep
+      # --save_encoders`), which leaves the plateau that the default run stays on.
+      **_seeded_starts('len128_labels2000', '--length 128 --train_reviews 2000', ('r', 'p')),
+      # The local first layer of `plateau_local4`, from a random encoder, its own or its embeddings.
+      **_seeded_starts('local4_labels2000', '--local_window 4 --train_reviews 2000'),
+  }
 
 
 VARIANTS.update(_few_label_variants())
