@@ -112,12 +112,14 @@ VARIANTS = {
 }
 
 
-# How a few-label variant's encoder starts: random, pretrained (`sweep --encoder`), or from the
-# pretrained one's embeddings under random transformer layers.
-_STARTS = {'r': '--pre_steps 0', 'p': '--encoder {encoder}', 'pemb': '--encoder {encoder} --keep embeddings'}
+# How a few-label variant's encoder starts: random, pretrained (`sweep --encoder`), from the
+# pretrained one's embeddings under random transformer layers, or from all of it but a random
+# token embedding.
+_STARTS = {'r': '--pre_steps 0', 'p': '--encoder {encoder}', 'pemb': '--encoder {encoder} --keep embeddings',
+           'pnotok': '--encoder {encoder} --keep all_but_tokens'}
 
 
-def _seeded_starts(name: str, settings: str, starts=tuple(_STARTS)) -> dict:
+def _seeded_starts(name: str, settings: str, starts=('r', 'p', 'pemb')) -> dict:
   """NAME_START and NAME_START_s1: 300 fine-tuning steps from each start, seeds 0 and 1."""
   return {f'{name}_{start}{f"_s{seed}" if seed else ""}':
           f'{_STARTS[start]} {settings} --ft_steps 300 --seed {seed}'
@@ -133,8 +135,10 @@ def _few_label_variants() -> dict:
       # Each review's first 128 tokens, from a random encoder or from plateau_len128's (`sweep
       # --save_encoders`), which leaves the plateau that the default run stays on.
       **_seeded_starts('len128_labels2000', '--length 128 --train_reviews 2000', ('r', 'p')),
-      # The local first layer of `plateau_local4`, from a random encoder, its own or its embeddings.
-      **_seeded_starts('local4_labels2000', '--local_window 4 --train_reviews 2000'),
+      # The local first layer of `plateau_local4`, from a random encoder, its own, its embeddings
+      # or all of it but its token embedding.
+      **_seeded_starts('local4_labels2000', '--local_window 4 --train_reviews 2000',
+                       ('r', 'p', 'pemb', 'pnotok')),
   }
 
 
@@ -264,12 +268,16 @@ def _sizes(encoder) -> dict:
 
 def _transfer(pretrained, encoder, keep: str) -> None:
   """Copies the pretrained encoder's weights into `encoder` (same sizes, the dropout this
-  variant fine-tunes with): all of them, or only the embeddings'."""
-  if keep == 'all':
-    encoder.set_weights(pretrained.get_weights())
+  variant fine-tunes with): all of them, only the embeddings', or all but the token
+  embedding's (which stays random)."""
+  if keep == 'embeddings':
+    for name in _EMBEDDING_LAYERS:
+      getattr(encoder, name).set_weights(getattr(pretrained, name).get_weights())
     return
-  for name in _EMBEDDING_LAYERS:
-    getattr(encoder, name).set_weights(getattr(pretrained, name).get_weights())
+  random_tokens = encoder.token_embedding.get_weights()
+  encoder.set_weights(pretrained.get_weights())
+  if keep == 'all_but_tokens':
+    encoder.token_embedding.set_weights(random_tokens)
 
 
 # ELECTRA's weight of the detector's loss beside the generator's (Clark et al. 2020).
@@ -683,7 +691,7 @@ def main() -> None:
   run_parser.add_argument('--ft_dropout', type=float)
   run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
   run_parser.add_argument('--save_encoder', help='Where to save the encoder.keras after pretraining')
-  run_parser.add_argument('--keep', choices=('all', 'embeddings'), default='all',
+  run_parser.add_argument('--keep', choices=('all', 'embeddings', 'all_but_tokens'), default='all',
                           help='What of --encoder to fine-tune from; the rest starts random')
   run_parser.add_argument('--objective', choices=('mlm', 'rtd'), default='mlm',
                           help="Pretraining's: masked-LM, or replaced-token detection (ELECTRA)")
