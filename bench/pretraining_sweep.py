@@ -6,7 +6,8 @@ reports its best accuracy on `eval` (never `test`). Variants differ in pretraini
 objective, learning rates, dropout, width, vocabulary, pooling, the masked-LM head's output
 projection (tied to the token embedding or not), the first layer's reach, seed and the number
 of labeled reviews. Too slow for a 2-core CPU as a sweep (each pretraining is the default run's
-half hour), it was written to run on a lent GPU machine, which has Keras 3 but not TensorFlow:
+half hour), it was written to run on a lent GPU machine, which has no TensorFlow (and may need
+Keras 3 and keras-hub brought as wheels):
 
   # Here (TensorFlow): the token ids of a finished default run's Transform output.
   python bench/pretraining_sweep.py export bench/tmp/default/root/Transform/transformed_examples/ID ids.npz
@@ -582,7 +583,7 @@ def report(results_path: str) -> None:
           '`eval` after pretraining (electra: its generator\'s). r_ = random encoder, p_ = pretrained,',
           '_sN = seed N; labelsN: fine-tuned on N labeled reviews, p_ from `--encoder` (a pipeline',
           'run\'s, or a variant\'s saved by `sweep --save_encoders`), pemb from its embeddings alone;',
-          'train: accuracy on 2,000 of the reviews fine-tuning fits on.', '',
+          f'train: accuracy on {_FITTED_REVIEWS_CHECKED:,} of the reviews fine-tuning fits on.', '',
           '| variant | pretraining steps | masked acc | fine-tuning eval acc per epoch | best |',
           '| --- | --- | --- | --- | --- |']
   groups = collections.defaultdict(list)
