@@ -114,10 +114,11 @@ VARIANTS = {
 
 
 # How a few-label variant's encoder starts: random, pretrained (`sweep --encoder`), from the
-# pretrained one's embeddings under random transformer layers, or from all of it but a random
-# token embedding.
+# pretrained one's embeddings under random transformer layers, from all of it but a random
+# token embedding, or from all of it with its token embedding centered (see _transfer).
 _STARTS = {'r': '--pre_steps 0', 'p': '--encoder {encoder}', 'pemb': '--encoder {encoder} --keep embeddings',
-           'pnotok': '--encoder {encoder} --keep all_but_tokens'}
+           'pnotok': '--encoder {encoder} --keep all_but_tokens',
+           'pcent': '--encoder {encoder} --keep all_centered'}
 
 
 def _seeded_starts(name: str, settings: str, starts=('r', 'p', 'pemb')) -> dict:
@@ -139,7 +140,7 @@ def _few_label_variants() -> dict:
       # The local first layer of `plateau_local4`, from a random encoder, its own, its embeddings
       # or all of it but its token embedding.
       **_seeded_starts('local4_labels2000', '--local_window 4 --train_reviews 2000',
-                       ('r', 'p', 'pemb', 'pnotok')),
+                       ('r', 'p', 'pemb', 'pnotok', 'pcent')),
   }
 
 
@@ -269,8 +270,9 @@ def _sizes(encoder) -> dict:
 
 def _transfer(pretrained, encoder, keep: str) -> None:
   """Copies the pretrained encoder's weights into `encoder` (same sizes, the dropout this
-  variant fine-tunes with): all of them, only the embeddings', or all but the token
-  embedding's (which stays random)."""
+  variant fine-tunes with): all of them, only the embeddings', all but the token
+  embedding's (which stays random), or all of them with the token embedding's mean row taken
+  from every row."""
   if keep == 'embeddings':
     for name in _EMBEDDING_LAYERS:
       getattr(encoder, name).set_weights(getattr(pretrained, name).get_weights())
@@ -279,6 +281,9 @@ def _transfer(pretrained, encoder, keep: str) -> None:
   encoder.set_weights(pretrained.get_weights())
   if keep == 'all_but_tokens':
     encoder.token_embedding.set_weights(random_tokens)
+  elif keep == 'all_centered':  # The direction every token shares, left out.
+    tokens, = encoder.token_embedding.get_weights()
+    encoder.token_embedding.set_weights([tokens - tokens.mean(0)])
 
 
 # ELECTRA's weight of the detector's loss beside the generator's (Clark et al. 2020).
@@ -692,7 +697,7 @@ def main() -> None:
   run_parser.add_argument('--ft_dropout', type=float)
   run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
   run_parser.add_argument('--save_encoder', help='Where to save the encoder.keras after pretraining')
-  run_parser.add_argument('--keep', choices=('all', 'embeddings', 'all_but_tokens'), default='all',
+  run_parser.add_argument('--keep', choices=('all', 'embeddings', 'all_but_tokens', 'all_centered'), default='all',
                           help='What of --encoder to fine-tune from; the rest starts random')
   run_parser.add_argument('--objective', choices=('mlm', 'rtd'), default='mlm',
                           help="Pretraining's: masked-LM, or replaced-token detection (ELECTRA)")
