@@ -1,13 +1,13 @@
 """Does MLM pretraining earn its place? Variants of pretraining and fine-tuning, side by side.
 
 Each variant pretrains the encoder of `modules/models.py` with masked-LM on train+unsup (or
-with ELECTRA's replaced-token detection, or not at all), fine-tunes the classifier on train and
-reports its best accuracy on `eval` (never `test`). Variants differ in pretraining steps and
-objective, learning rates, dropout, width, vocabulary, pooling, the masked-LM head's output
-projection (tied to the token embedding or not), the first layer's reach, seed and the number
-of labeled reviews. Too slow for a 2-core CPU as a sweep (each pretraining is the default run's
-half hour), it was written to run on a lent GPU machine, which has no TensorFlow (and may need
-Keras 3 and keras-hub brought as wheels):
+with ELECTRA's replaced-token detection, by matching halves of reviews, or not at all),
+fine-tunes the classifier on train and reports its best accuracy on `eval` (never `test`).
+Variants differ in pretraining steps and objective, learning rates, dropout, width, vocabulary,
+pooling, the masked-LM head's output projection (tied to the token embedding or not), the first
+layer's reach, seed and the number of labeled reviews. Too slow for a 2-core CPU as a sweep
+(each pretraining is the default run's half hour), it was written to run on a lent GPU machine,
+which has no TensorFlow (and may need Keras 3 and keras-hub brought as wheels):
 
   # Here (TensorFlow): the token ids of a finished default run's Transform output.
   python bench/pretraining_sweep.py export bench/tmp/default/root/Transform/transformed_examples/ID ids.npz
@@ -110,15 +110,21 @@ VARIANTS = {
     'electra': '--objective rtd --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
     # Masked-LM with a first layer that attends within 4 tokens (see _attend_locally_first).
     'plateau_local4': '--local_window 4 --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
+    # Matching halves of reviews (see _halves_matcher) instead of masked-LM: each step encodes
+    # 2 x 64 reviews, so 900 steps take about the default run's half hour of pretraining.
+    'contrast_halves': '--objective halves --pre_steps 900 --pre_dropout 0 --checks 3 --ft_steps 0 --jit 1',
 }
 
 
 # How a few-label variant's encoder starts: random, pretrained (`sweep --encoder`), from the
 # pretrained one's embeddings under random transformer layers, from all of it but a random
-# token embedding, or from all of it with its token embedding centered (see _transfer).
+# token embedding, from all of it with its token embedding centered, or from half or a quarter
+# of it blended with a random encoder (see _transfer).
 _STARTS = {'r': '--pre_steps 0', 'p': '--encoder {encoder}', 'pemb': '--encoder {encoder} --keep embeddings',
            'pnotok': '--encoder {encoder} --keep all_but_tokens',
-           'pcent': '--encoder {encoder} --keep all_centered'}
+           'pcent': '--encoder {encoder} --keep all_centered',
+           'pmix50': '--encoder {encoder} --pretrained_share 0.5',
+           'pmix25': '--encoder {encoder} --pretrained_share 0.25'}
 
 
 def _seeded_starts(name: str, settings: str, starts=('r', 'p', 'pemb')) -> dict:
@@ -137,10 +143,14 @@ def _few_label_variants() -> dict:
       # Each review's first 128 tokens, from a random encoder or from plateau_len128's (`sweep
       # --save_encoders`), which leaves the plateau that the default run stays on.
       **_seeded_starts('len128_labels2000', '--length 128 --train_reviews 2000', ('r', 'p')),
-      # The local first layer of `plateau_local4`, from a random encoder, its own, its embeddings
-      # or all of it but its token embedding.
+      # The local first layer of `plateau_local4`, from a random encoder and from its own, in
+      # each of the ways of _STARTS.
       **_seeded_starts('local4_labels2000', '--local_window 4 --train_reviews 2000',
-                       ('r', 'p', 'pemb', 'pnotok', 'pcent')),
+                       ('r', 'p', 'pemb', 'pnotok', 'pcent', 'pmix50', 'pmix25')),
+      # From contrast_halves' encoder (a random one is labels2000_r), and both fine-tuned on the
+      # mean of the sequence output instead of [CLS].
+      **_seeded_starts('halves_labels2000', '--train_reviews 2000', ('p',)),
+      **_seeded_starts('halves_mean_labels2000', '--train_reviews 2000 --pooling mean', ('r', 'p')),
   }
 
 
@@ -268,22 +278,30 @@ def _sizes(encoder) -> dict:
           'hidden_dim': encoder.hidden_dim, 'intermediate_dim': encoder.intermediate_dim}
 
 
-def _transfer(pretrained, encoder, keep: str) -> None:
+def _transfer(pretrained, encoder, keep: str, share: float) -> None:
   """Copies the pretrained encoder's weights into `encoder` (same sizes, the dropout this
   variant fine-tunes with): all of them, only the embeddings', all but the token
   embedding's (which stays random), or all of them with the token embedding's mean row taken
-  from every row."""
+  from every row. A `share` below 1 shrinks and perturbs them (Ash & Adams 2020, against a
+  warm start that fits sooner and generalizes worse): each copied weight becomes `share` x the
+  pretrained one + (1 - `share`) x the random one it replaces."""
   if keep == 'embeddings':
     for name in _EMBEDDING_LAYERS:
-      getattr(encoder, name).set_weights(getattr(pretrained, name).get_weights())
+      _blend(getattr(pretrained, name), getattr(encoder, name), share)
     return
   random_tokens = encoder.token_embedding.get_weights()
-  encoder.set_weights(pretrained.get_weights())
+  _blend(pretrained, encoder, share)
   if keep == 'all_but_tokens':
     encoder.token_embedding.set_weights(random_tokens)
   elif keep == 'all_centered':  # The direction every token shares, left out.
     tokens, = encoder.token_embedding.get_weights()
     encoder.token_embedding.set_weights([tokens - tokens.mean(0)])
+
+
+def _blend(source, target, share: float) -> None:
+  """Sets each weight of `target` to `share` x `source`'s + (1 - `share`) x its own."""
+  target.set_weights([share * theirs + (1 - share) * own
+                      for theirs, own in zip(source.get_weights(), target.get_weights())])
 
 
 # ELECTRA's weight of the detector's loss beside the generator's (Clark et al. 2020).
@@ -368,6 +386,52 @@ def _replaced_recall(unused_labels, detector):
   return _masked_mean(keras.ops.cast(detector[..., 0] > 0, 'float32'), detector[..., 1])
 
 
+# SimCLR's temperature of the similarities (Chen et al. 2020).
+_HALVES_TEMPERATURE = 0.1
+
+
+def _halves(ids, features):
+  """Each review as two views that keep every token's position: [CLS] and the first half of
+  its other tokens, and [CLS] and the second half ([SEP] included); the other half is [PAD]."""
+  middle = 1 + ((ids != features.PAD_ID).sum(1, keepdims=True) - 1) // 2
+  positions = np.arange(ids.shape[1])[None]
+  return {'first': np.where(positions < middle, ids, features.PAD_ID),
+          'second': np.where((positions >= middle) | (positions == 0), ids, features.PAD_ID)}
+
+
+def _halves_matcher(keras, models, encoder):
+  """Contrastive pretraining on halves of reviews (as DeCLUTR, Giorgi et al. 2021, spans): the
+  projected, normalized pooled [CLS] output of one half must pick out the other half of the
+  same review among the batch's. A review's sentiment runs through both of its halves, so this
+  objective rewards review-level features, which masked-LM's did not give (linear probe).
+  Output: the [batch, batch] similarities of first halves (rows) to second halves."""
+  length = encoder.max_sequence_length
+  inputs = {name: keras.Input((length,), dtype='int64', name=name) for name in ('first', 'second')}
+  projection = keras.layers.Dense(encoder.hidden_dim, name='projection')
+
+  def embed(ids):
+    pooled = models._encode(encoder, ids)['pooled_output']  # pylint: disable=protected-access
+    return keras.ops.normalize(projection(pooled), axis=-1)
+  similarity = keras.ops.matmul(embed(inputs['first']), keras.ops.transpose(embed(inputs['second'])))
+  return keras.Model(inputs, keras.layers.Identity(name='halves')(similarity / _HALVES_TEMPERATURE))
+
+
+def _halves_loss(unused_labels, similarity):
+  """Cross-entropy of picking each review's other half, both ways (InfoNCE)."""
+  import keras  # pylint: disable=import-outside-toplevel
+  same_review = keras.ops.arange(keras.ops.shape(similarity)[0])
+  return 0.5 * (keras.losses.sparse_categorical_crossentropy(same_review, similarity, from_logits=True)
+                + keras.losses.sparse_categorical_crossentropy(
+                    same_review, keras.ops.transpose(similarity), from_logits=True))
+
+
+def _halves_accuracy(unused_labels, similarity):
+  """The share of first halves whose most similar second half is their own."""
+  import keras  # pylint: disable=import-outside-toplevel
+  return keras.ops.cast(keras.ops.equal(keras.ops.argmax(similarity, -1),
+                                        keras.ops.arange(keras.ops.shape(similarity)[0])), 'float32')
+
+
 def _masked_mean(values, mask):
   """The mean of `values` where `mask` is 1 (0 where it is 0 throughout)."""
   import keras  # pylint: disable=import-outside-toplevel
@@ -414,7 +478,8 @@ def _classifier(keras, models, encoder, args):
 
 
 def _pretrainer(keras, models, features, encoder, predictions: int, args):
-  """The compiled model that pretrains `encoder`: masked-LM, or ELECTRA's (`--objective rtd`)."""
+  """The compiled model that pretrains `encoder`: masked-LM, ELECTRA's (`--objective rtd`) or
+  matching halves of reviews (`--objective halves`)."""
   optimizer = models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01)
   jit_compile = True if args.jit else 'auto'
   if args.objective == 'mlm':
@@ -423,6 +488,12 @@ def _pretrainer(keras, models, features, encoder, predictions: int, args):
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name='acc')],
                       jit_compile=jit_compile)
     return masked_lm
+  if args.objective == 'halves':
+    matcher = _halves_matcher(keras, models, encoder)
+    matcher.compile(optimizer=optimizer, loss=_halves_loss,
+                    metrics=[keras.metrics.MeanMetricWrapper(_halves_accuracy, name='acc')],
+                    jit_compile=jit_compile)
+    return matcher
   detector = _replaced_token_detector(keras, models, features, encoder, predictions, args.seed)
   detector.compile(
       optimizer=optimizer,
@@ -445,6 +516,8 @@ def _masked_accuracy(labels, logits):
 
 def _pretraining_data(ids, rng, vocabulary_size, features, predictions: int, objective: str):
   """Inputs, targets and sample weights (or None) of `_pretrainer`'s model for `ids`."""
+  if objective == 'halves':
+    return _halves(ids, features), np.zeros((len(ids), 1), 'float32'), None
   x, y, w = _mask(ids, rng, vocabulary_size, features, predictions)
   if objective == 'mlm':
     return x, y, w
@@ -483,7 +556,7 @@ def run(args) -> dict:
     vocabulary_size = pretrained.vocabulary_size
     config.update(_sizes(pretrained))
     encoder = models.build_encoder(vocabulary_size, length, config)
-    _transfer(pretrained, encoder, args.keep)
+    _transfer(pretrained, encoder, args.keep, args.pretrained_share)
     _set_call_time_options(encoder, args.pre_ln, args.local_window)
   else:
     vocabulary_size = min(args.vocab, int(max(v.max() for v in ids.values())) + 1)
@@ -508,7 +581,7 @@ def run(args) -> dict:
                      batch_size=args.bs, verbose=0, shuffle=False)
       metrics = pretrainer.evaluate(eval_x, eval_y, sample_weight=eval_w, batch_size=256,
                                     verbose=0, return_dict=True)
-      result['curve'].append(round(metrics['acc' if args.objective == 'mlm' else 'generator_acc'], 4))
+      result['curve'].append(round(metrics['generator_acc' if args.objective == 'rtd' else 'acc'], 4))
       if args.objective == 'rtd':
         result.setdefault('replaced_recall', []).append(round(metrics['detector_replaced_recall'], 4))
       print(f'{args.name}: masked acc {result["curve"]} after {round(time.time() - start)} s '
@@ -585,7 +658,8 @@ def report(results_path: str) -> None:
   results = [json.loads(line) for line in open(results_path)]
   rows = [f'# MLM pretraining sweep: {pathlib.Path(results_path).name}', '',
           'Accuracy on `eval` (held out from aclImdb train); masked acc: masked-token accuracy on',
-          '`eval` after pretraining (electra: its generator\'s). r_ = random encoder, p_ = pretrained,',
+          '`eval` after pretraining (electra: its generator\'s; contrast_halves: the share of first',
+          'halves that pick out their own second half among 256). r_ = random encoder, p_ = pretrained,',
           '_sN = seed N; labelsN: fine-tuned on N labeled reviews, p_ from `--encoder` (a pipeline',
           'run\'s, or a variant\'s saved by `sweep --save_encoders`), pemb from its embeddings alone;',
           f'train: accuracy on {_FITTED_REVIEWS_CHECKED:,} of the reviews fine-tuning fits on.', '',
@@ -692,15 +766,17 @@ def main() -> None:
                         ('ngrams_only', 0), ('separate_losses', 0), ('train_reviews', 0),
                         ('untied', 0), ('pre_ln', 0), ('jit', 0), ('length', 0), ('local_window', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
-  for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4)):
+  for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4),
+                        ('pretrained_share', 1.0)):
     run_parser.add_argument(f'--{flag}', type=float, default=default)
   run_parser.add_argument('--ft_dropout', type=float)
   run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
   run_parser.add_argument('--save_encoder', help='Where to save the encoder.keras after pretraining')
   run_parser.add_argument('--keep', choices=('all', 'embeddings', 'all_but_tokens', 'all_centered'), default='all',
                           help='What of --encoder to fine-tune from; the rest starts random')
-  run_parser.add_argument('--objective', choices=('mlm', 'rtd'), default='mlm',
-                          help="Pretraining's: masked-LM, or replaced-token detection (ELECTRA)")
+  run_parser.add_argument('--objective', choices=('mlm', 'rtd', 'halves'), default='mlm',
+                          help="Pretraining's: masked-LM, replaced-token detection (ELECTRA) or "
+                               'matching halves of reviews')
   run_parser.add_argument('--pooling', choices=('cls', 'mean'), default='cls')
   run_parser.add_argument('--positions', choices=('learned', 'sinusoid'), default='learned',
                           help='Initial position embeddings: random, or see _init_positions_sinusoidally')
