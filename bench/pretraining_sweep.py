@@ -772,7 +772,8 @@ def main() -> None:
   run_parser.add_argument('--ft_dropout', type=float)
   run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
   run_parser.add_argument('--save_encoder', help='Where to save the encoder.keras after pretraining')
-  run_parser.add_argument('--keep', choices=('all', 'embeddings', 'all_but_tokens', 'all_centered'), default='all',
+  run_parser.add_argument('--keep', choices=('all', 'embeddings', 'all_but_tokens', 'all_centered'),
+                          default='all',
                           help='What of --encoder to fine-tune from; the rest starts random')
   run_parser.add_argument('--objective', choices=('mlm', 'rtd', 'halves'), default='mlm',
                           help="Pretraining's: masked-LM, replaced-token detection (ELECTRA) or "
