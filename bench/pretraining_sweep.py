@@ -416,20 +416,26 @@ def _halves_matcher(keras, models, encoder):
   return keras.Model(inputs, keras.layers.Identity(name='halves')(similarity / _HALVES_TEMPERATURE))
 
 
+def _same_review(similarity):
+  """The column of each row's own other half in `_halves_matcher`'s similarities: the diagonal."""
+  import keras  # pylint: disable=import-outside-toplevel
+  return keras.ops.arange(keras.ops.shape(similarity)[0])
+
+
 def _halves_loss(unused_labels, similarity):
   """Cross-entropy of picking each review's other half, both ways (InfoNCE)."""
   import keras  # pylint: disable=import-outside-toplevel
-  same_review = keras.ops.arange(keras.ops.shape(similarity)[0])
-  return 0.5 * (keras.losses.sparse_categorical_crossentropy(same_review, similarity, from_logits=True)
+  own = _same_review(similarity)
+  return 0.5 * (keras.losses.sparse_categorical_crossentropy(own, similarity, from_logits=True)
                 + keras.losses.sparse_categorical_crossentropy(
-                    same_review, keras.ops.transpose(similarity), from_logits=True))
+                    own, keras.ops.transpose(similarity), from_logits=True))
 
 
 def _halves_accuracy(unused_labels, similarity):
   """The share of first halves whose most similar second half is their own."""
   import keras  # pylint: disable=import-outside-toplevel
-  return keras.ops.cast(keras.ops.equal(keras.ops.argmax(similarity, -1),
-                                        keras.ops.arange(keras.ops.shape(similarity)[0])), 'float32')
+  return keras.ops.cast(keras.ops.equal(keras.ops.argmax(similarity, -1), _same_review(similarity)),
+                        'float32')
 
 
 def _masked_mean(values, mask):
