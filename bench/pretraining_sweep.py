@@ -639,7 +639,8 @@ def run(args) -> dict:
 
 def sweep(npz_path: str, results_path: str, prefix: str, encoder: str, save_encoders: str) -> None:
   """Runs every variant whose name starts with `prefix` as its own process, all at once; one
-  JSON line each. `encoder` fills the variants' {encoder}; each variant that pretrains saves its
+  JSON line each in `results_path`, written anew (earlier lines there are lost: give each batch
+  of variants a file of its own and concatenate them). `encoder` fills the variants' {encoder}; each variant that pretrains saves its
   encoder as `save_encoders`/NAME.keras when that folder is given."""
   chosen = {name: arguments for name, arguments in VARIANTS.items() if name.startswith(prefix)}
   needing_encoder = [name for name, arguments in chosen.items() if '{encoder}' in arguments]
