@@ -113,6 +113,10 @@ VARIANTS = {
     # Matching halves of reviews (see _halves_matcher) instead of masked-LM: each step encodes
     # 2 x 64 reviews, so 900 steps take about the default run's half hour of pretraining.
     'contrast_halves': '--objective halves --pre_steps 900 --pre_dropout 0 --checks 3 --ft_steps 0 --jit 1',
+    # Both: masked-LM on each masked half, and the masked halves matched as above, in the same
+    # two encoder passes per review, with plateau_local4's local first layer.
+    'mlm_halves_local4': '--objective mlm_halves --local_window 4 --pre_steps 900 --pre_dropout 0 '
+                         '--checks 3 --ft_steps 0 --jit 1',
 }
 
 
@@ -127,10 +131,10 @@ _STARTS = {'r': '--pre_steps 0', 'p': '--encoder {encoder}', 'pemb': '--encoder 
            'pmix25': '--encoder {encoder} --pretrained_share 0.25'}
 
 
-def _seeded_starts(name: str, settings: str, starts=('r', 'p', 'pemb')) -> dict:
-  """NAME_START and NAME_START_s1: 300 fine-tuning steps from each start, seeds 0 and 1."""
+def _seeded_starts(name: str, settings: str, starts=('r', 'p', 'pemb'), ft_steps: int = 300) -> dict:
+  """NAME_START and NAME_START_s1: `ft_steps` fine-tuning steps from each start, seeds 0 and 1."""
   return {f'{name}_{start}{f"_s{seed}" if seed else ""}':
-          f'{_STARTS[start]} {settings} --ft_steps 300 --seed {seed}'
+          f'{_STARTS[start]} {settings} --ft_steps {ft_steps} --seed {seed}'
           for seed in (0, 1) for start in starts}
 
 
@@ -151,6 +155,20 @@ def _few_label_variants() -> dict:
       # mean of the sequence output instead of [CLS].
       **_seeded_starts('halves_labels2000', '--train_reviews 2000', ('p',)),
       **_seeded_starts('halves_mean_labels2000', '--train_reviews 2000 --pooling mean', ('r', 'p')),
+      # The same with twice the fine-tuning steps: halves_mean_labels2000_p_s1 was still rising.
+      **_seeded_starts('halves_mean_ft600_labels2000', '--train_reviews 2000 --pooling mean', ('r', 'p'),
+                       ft_steps=600),
+      # plateau_local4's encoder fine-tuned on the mean of its sequence output, and at a third of
+      # the learning rate: it fits its reviews sooner than a random one and generalizes worse.
+      # From mlm_halves_local4's encoder, through [CLS] and through the mean of the sequence
+      # output (a random one is local4_labels2000_r and local4_mean_labels2000_r).
+      **_seeded_starts('mlm_halves_labels2000', '--local_window 4 --train_reviews 2000', ('p',)),
+      **_seeded_starts('mlm_halves_mean_labels2000', '--local_window 4 --train_reviews 2000 --pooling mean',
+                       ('p',)),
+      **_seeded_starts('local4_mean_labels2000', '--local_window 4 --train_reviews 2000 --pooling mean',
+                       ('r', 'p')),
+      **_seeded_starts('local4_lr1e4_labels2000', '--local_window 4 --train_reviews 2000 --ft_lr 1e-4',
+                       ('r', 'p')),
   }
 
 
@@ -390,30 +408,52 @@ def _replaced_recall(unused_labels, detector):
 _HALVES_TEMPERATURE = 0.1
 
 
+def _middle(ids, features):
+  """[reviews, 1]: the position where each review's second half starts."""
+  return 1 + ((ids != features.PAD_ID).sum(1, keepdims=True) - 1) // 2
+
+
 def _halves(ids, features):
   """Each review as two views that keep every token's position: [CLS] and the first half of
   its other tokens, and [CLS] and the second half ([SEP] included); the other half is [PAD]."""
-  middle = 1 + ((ids != features.PAD_ID).sum(1, keepdims=True) - 1) // 2
+  middle = _middle(ids, features)
   positions = np.arange(ids.shape[1])[None]
   return {'first': np.where(positions < middle, ids, features.PAD_ID),
           'second': np.where((positions >= middle) | (positions == 0), ids, features.PAD_ID)}
 
 
-def _halves_matcher(keras, models, encoder):
+def _halves_matcher(keras, models, encoder, predictions: int = 0, tie_word_embeddings: bool = True):
   """Contrastive pretraining on halves of reviews (as DeCLUTR, Giorgi et al. 2021, spans): the
   projected, normalized pooled [CLS] output of one half must pick out the other half of the
   same review among the batch's. A review's sentiment runs through both of its halves, so this
   objective rewards review-level features, which masked-LM's did not give (linear probe).
-  Output: the [batch, batch] similarities of first halves (rows) to second halves."""
-  length = encoder.max_sequence_length
-  inputs = {name: keras.Input((length,), dtype='int64', name=name) for name in ('first', 'second')}
-  projection = keras.layers.Dense(encoder.hidden_dim, name='projection')
+  Output: the [batch, batch] similarities of first halves (rows) to second halves.
 
-  def embed(ids):
-    pooled = models._encode(encoder, ids)['pooled_output']  # pylint: disable=protected-access
-    return keras.ops.normalize(projection(pooled), axis=-1)
-  similarity = keras.ops.matmul(embed(inputs['first']), keras.ops.transpose(embed(inputs['second'])))
-  return keras.Model(inputs, keras.layers.Identity(name='halves')(similarity / _HALVES_TEMPERATURE))
+  With `predictions` (`--objective mlm_halves`) the halves come masked, with their masked
+  positions as `first_positions` and `second_positions`, and the encoder learns masked-LM on
+  them in the same passes: outputs `halves`, and `first_lm` and `second_lm`, the masked-LM
+  head's logits at each half's masked positions."""
+  length = encoder.max_sequence_length
+  views = ('first', 'second')
+  inputs = {name: keras.Input((length,), dtype='int64', name=name) for name in views}
+  projection = keras.layers.Dense(encoder.hidden_dim, name='projection')
+  if predictions:
+    inputs.update({f'{view}_positions': keras.Input((predictions,), dtype='int64', name=f'{view}_positions')
+                   for view in views})
+    head = models._FlatMaskedLMHead(  # pylint: disable=protected-access
+        vocabulary_size=encoder.vocabulary_size,
+        token_embedding=encoder.token_embedding if tie_word_embeddings else None,
+        intermediate_activation='gelu', name='masked_lm_head')
+  outputs, embedded = {}, {}
+  for view in views:
+    encoded = models._encode(encoder, inputs[view])  # pylint: disable=protected-access
+    embedded[view] = keras.ops.normalize(projection(encoded['pooled_output']), axis=-1)
+    if predictions:
+      outputs[f'{view}_lm'] = keras.layers.Identity(name=f'{view}_lm')(
+          head(encoded['sequence_output'], mask_positions=inputs[f'{view}_positions']))
+  similarity = keras.ops.matmul(embedded['first'], keras.ops.transpose(embedded['second']))
+  outputs['halves'] = keras.layers.Identity(name='halves')(similarity / _HALVES_TEMPERATURE)
+  return keras.Model(inputs, outputs if predictions else outputs['halves'])
 
 
 def _same_review(similarity):
@@ -484,8 +524,8 @@ def _classifier(keras, models, encoder, args):
 
 
 def _pretrainer(keras, models, features, encoder, predictions: int, args):
-  """The compiled model that pretrains `encoder`: masked-LM, ELECTRA's (`--objective rtd`) or
-  matching halves of reviews (`--objective halves`)."""
+  """The compiled model that pretrains `encoder`: masked-LM, ELECTRA's (`--objective rtd`),
+  matching halves of reviews (`--objective halves`) or both of masked halves (`mlm_halves`)."""
   optimizer = models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01)
   jit_compile = True if args.jit else 'auto'
   if args.objective == 'mlm':
@@ -499,6 +539,16 @@ def _pretrainer(keras, models, features, encoder, predictions: int, args):
     matcher.compile(optimizer=optimizer, loss=_halves_loss,
                     metrics=[keras.metrics.MeanMetricWrapper(_halves_accuracy, name='acc')],
                     jit_compile=jit_compile)
+    return matcher
+  if args.objective == 'mlm_halves':  # The masked-LM loss per half, halved: one review's worth.
+    matcher = _halves_matcher(keras, models, encoder, predictions, not args.untied)
+    lm_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=features.PAD_ID)
+    matcher.compile(
+        optimizer=optimizer, loss={'first_lm': lm_loss, 'second_lm': lm_loss, 'halves': _halves_loss},
+        loss_weights={'first_lm': 0.5, 'second_lm': 0.5, 'halves': 1.0},
+        metrics={'first_lm': [keras.metrics.MeanMetricWrapper(_masked_accuracy, name='acc')],
+                 'halves': [keras.metrics.MeanMetricWrapper(_halves_accuracy, name='acc')]},
+        jit_compile=jit_compile)
     return matcher
   detector = _replaced_token_detector(keras, models, features, encoder, predictions, args.seed)
   detector.compile(
@@ -527,8 +577,23 @@ def _pretraining_data(ids, rng, vocabulary_size, features, predictions: int, obj
   x, y, w = _mask(ids, rng, vocabulary_size, features, predictions)
   if objective == 'mlm':
     return x, y, w
+  if objective == 'mlm_halves':  # Each half's masked positions; the other half's are unused (0).
+    positions = x['mask_positions']
+    in_first = positions < _middle(ids, features)
+    inputs, targets = _halves(x['token_ids'], features), {'halves': np.zeros((len(ids), 1), 'float32')}
+    for view, in_view in (('first', in_first), ('second', ~in_first)):
+      inputs[f'{view}_positions'] = np.where(in_view, positions, 0)
+      targets[f'{view}_lm'] = np.where(in_view, y, 0)
+    return inputs, targets, None
   return ({**x, 'clean_ids': ids, 'labels': y},
           {'generator': y, 'detector': np.zeros((len(ids), 1, 1), 'float32')}, None)
+
+
+# Per objective, the metric of pretraining's curve, and another it records (its name in the
+# metrics, its key in the result) or None.
+_CURVES = {'mlm': ('acc', None), 'halves': ('acc', None),
+           'rtd': ('generator_acc', ('detector_replaced_recall', 'replaced_recall')),
+           'mlm_halves': ('first_lm_acc', ('halves_acc', 'halves_matched'))}
 
 
 def _rows(arrays, rows):
@@ -587,9 +652,10 @@ def run(args) -> dict:
                      batch_size=args.bs, verbose=0, shuffle=False)
       metrics = pretrainer.evaluate(eval_x, eval_y, sample_weight=eval_w, batch_size=256,
                                     verbose=0, return_dict=True)
-      result['curve'].append(round(metrics['generator_acc' if args.objective == 'rtd' else 'acc'], 4))
-      if args.objective == 'rtd':
-        result.setdefault('replaced_recall', []).append(round(metrics['detector_replaced_recall'], 4))
+      curve, also = _CURVES[args.objective]
+      result['curve'].append(round(metrics[curve], 4))
+      if also:
+        result.setdefault(also[1], []).append(round(metrics[also[0]], 4))
       print(f'{args.name}: masked acc {result["curve"]} after {round(time.time() - start)} s '
             f'{metrics}', file=sys.stderr, flush=True)
     if args.save_encoder:  # For other variants' --encoder.
@@ -678,6 +744,8 @@ def report(results_path: str) -> None:
     masked = (r['curve'][-1] if r['ft'] else r['curve']) if r['curve'] else '-'
     if 'replaced_recall' in r:  # electra: the share of replaced tokens its encoder found.
       masked = f"{masked}; replaced tokens found {r['replaced_recall']}"
+    if 'halves_matched' in r:  # mlm_halves: the share of first halves that found their own.
+      masked = f"{masked}; halves matched {r['halves_matched']}"
     steps = '`--encoder`' if r.get('encoder') else r['pre_steps']
     per_epoch = f"{r['ft']}; train {r['ft_train']}" if r.get('ft_train') else r['ft'] or '-'
     rows.append(f"| {r['name']} | {steps} | {masked} | {per_epoch} | {r['best'] or '-'} |")
@@ -782,9 +850,9 @@ def main() -> None:
   run_parser.add_argument('--keep', choices=('all', 'embeddings', 'all_but_tokens', 'all_centered'),
                           default='all',
                           help='What of --encoder to fine-tune from; the rest starts random')
-  run_parser.add_argument('--objective', choices=('mlm', 'rtd', 'halves'), default='mlm',
-                          help="Pretraining's: masked-LM, replaced-token detection (ELECTRA) or "
-                               'matching halves of reviews')
+  run_parser.add_argument('--objective', choices=sorted(_CURVES), default='mlm',
+                          help="Pretraining's: masked-LM, replaced-token detection (ELECTRA), "
+                               'matching halves of reviews, or masked-LM on halves matched so')
   run_parser.add_argument('--pooling', choices=('cls', 'mean'), default='cls')
   run_parser.add_argument('--positions', choices=('learned', 'sinusoid'), default='learned',
                           help='Initial position embeddings: random, or see _init_positions_sinusoidally')
