@@ -168,9 +168,9 @@ def _few_label_variants() -> dict:
                        ('p',)),
       # From mlm_halves_local4's encoder, through [CLS] and through the mean of the sequence
       # output (a random one is local4_labels2000_r and local4_mean_labels2000_r).
-      **_seeded_starts('mlm_halves_labels2000', '--local_window 4 --train_reviews 2000', ('p',)),
-      **_seeded_starts('mlm_halves_mean_labels2000', '--local_window 4 --train_reviews 2000 --pooling mean',
-                       ('p',)),
+      **_seeded_starts('masked_halves_labels2000', '--local_window 4 --train_reviews 2000', ('p',)),
+      **_seeded_starts('masked_halves_mean_labels2000',
+                       '--local_window 4 --train_reviews 2000 --pooling mean', ('p',)),
   }
 
 
