@@ -442,10 +442,7 @@ def _halves_matcher(keras, models, encoder, predictions: int = 0, tie_word_embed
   if predictions:
     inputs.update({f'{view}_positions': keras.Input((predictions,), dtype='int64', name=f'{view}_positions')
                    for view in views})
-    head = models._FlatMaskedLMHead(  # pylint: disable=protected-access
-        vocabulary_size=encoder.vocabulary_size,
-        token_embedding=encoder.token_embedding if tie_word_embeddings else None,
-        intermediate_activation='gelu', name='masked_lm_head')
+    head = models.build_masked_lm(encoder, predictions, tie_word_embeddings).get_layer('masked_lm_head')
   outputs, embedded = {}, {}
   for view in views:
     encoded = models._encode(encoder, inputs[view])  # pylint: disable=protected-access
@@ -708,8 +705,9 @@ def run(args) -> dict:
 def sweep(npz_path: str, results_path: str, prefix: str, encoder: str, save_encoders: str) -> None:
   """Runs every variant whose name starts with `prefix` as its own process, all at once; one
   JSON line each in `results_path`, written anew (earlier lines there are lost: give each batch
-  of variants a file of its own and concatenate them). `encoder` fills the variants' {encoder}; each variant that pretrains saves its
-  encoder as `save_encoders`/NAME.keras when that folder is given."""
+  of variants a file of its own and concatenate them). `encoder` fills the variants' {encoder};
+  each variant that pretrains saves its encoder as `save_encoders`/NAME.keras when that folder
+  is given."""
   chosen = {name: arguments for name, arguments in VARIANTS.items() if name.startswith(prefix)}
   needing_encoder = [name for name, arguments in chosen.items() if '{encoder}' in arguments]
   if needing_encoder and not encoder:
