@@ -4,8 +4,9 @@ Each variant pretrains the encoder of `modules/models.py` with masked-LM on trai
 with ELECTRA's replaced-token detection, by matching halves of reviews, or not at all),
 fine-tunes the classifier on train and reports its best accuracy on `eval` (never `test`).
 Variants differ in pretraining steps and objective, learning rates, dropout, width, vocabulary,
-pooling, the masked-LM head's output projection (tied to the token embedding or not), the first
-layer's reach, seed and the number of labeled reviews. Too slow for a 2-core CPU as a sweep
+pooling, the masked-LM head's output projection (tied to the token embedding or not) and softmax
+(over the whole vocabulary or a sample of it), the first layer's reach, seed and the number of
+labeled reviews. Too slow for a 2-core CPU as a sweep
 (each pretraining is the default run's half hour), it was written to run on a lent GPU machine,
 which has no TensorFlow (and may need Keras 3 and keras-hub brought as wheels):
 
@@ -117,6 +118,10 @@ VARIANTS = {
     # two encoder passes per review, with plateau_local4's local first layer.
     'mlm_halves_local4': '--objective mlm_halves --local_window 4 --pre_steps 900 --pre_dropout 0 '
                          '--checks 3 --ft_steps 0 --jit 1',
+    # More masked-LM steps in the half hour: plateau_local4 at half the width, on a sampled
+    # softmax (see _sampled_masked_lm), each step a third of plateau_local4's on a 2-core CPU.
+    'small_local4_sampled': '--hidden 64 --inter 256 --local_window 4 --negatives 1024 --pre_steps 3600 '
+                            '--pre_dropout 0 --checks 6 --ft_steps 0 --jit 1',
 }
 
 
@@ -171,6 +176,9 @@ def _few_label_variants() -> dict:
       **_seeded_starts('masked_halves_labels2000', '--local_window 4 --train_reviews 2000', ('p',)),
       **_seeded_starts('masked_halves_mean_labels2000',
                        '--local_window 4 --train_reviews 2000 --pooling mean', ('p',)),
+      # From small_local4_sampled's encoder (half the width) and from a random one of its size.
+      **_seeded_starts('small_local4_labels2000', '--hidden 64 --inter 256 --local_window 4 --train_reviews 2000',
+                       ('r', 'p')),
   }
 
 
@@ -406,6 +414,67 @@ def _replaced_recall(unused_labels, detector):
   return _masked_mean(keras.ops.cast(detector[..., 0] > 0, 'float32'), detector[..., 1])
 
 
+def _sampled_masked_lm(keras, models, features, encoder, masked_lm, negatives: int, seed: int):
+  """`masked_lm` trained on a sampled softmax (Jean et al. 2015): each masked token's
+  logit against those of `negatives` tokens drawn once per batch, log-uniformly over the ids
+  (Transform's vocabulary runs from the most frequent token down), each logit less the log of
+  its expected draws, instead of against all 20,000. The full softmax costs about 0.5 s of a
+  step at any width: on a 2-core CPU (fits of 20 steps of 64, local first layer), a step of the
+  default encoder took 1.47 s with it and 0.98 s with 1,024 sampled tokens; at half the width,
+  1.0 and 0.5 s.
+
+  Inputs: `masked_lm`'s and `labels`, the masked tokens. Output: [batch, predictions], each
+  prediction's sampled cross-entropy (`_sampled_loss`). `masked_lm` itself, sharing every weight,
+  gives the full softmax's masked-token accuracy."""
+  head = masked_lm.get_layer('masked_lm_head')
+  predictions = masked_lm.output.shape[1]
+  vocabulary_size = head.vocabulary_size
+  log_range = float(np.log(vocabulary_size + 1))
+
+  class SampledCrossEntropy(keras.layers.Layer):
+    """Each prediction's cross-entropy over its own token and the batch's sampled ones."""
+
+    def __init__(self, **kwargs):
+      super().__init__(**kwargs)
+      self.seed_generator = keras.random.SeedGenerator(seed)
+      self.head = head  # Tracked, so that its weights train.
+
+    def call(self, sequence, positions, labels):
+      ops = keras.ops
+      gathered = ops.take_along_axis(sequence, ops.expand_dims(positions, -1), axis=1)
+      hidden = self.head._intermediate_layer_norm(  # pylint: disable=protected-access
+          self.head._intermediate_dense(gathered))  # pylint: disable=protected-access
+      drawn = ops.floor(ops.exp(keras.random.uniform((negatives,), seed=self.seed_generator) * log_range)) - 1
+      sampled = ops.cast(ops.clip(drawn, 0, vocabulary_size - 1), 'int64')
+      head_ = self.head  # Its rows: the token embedding (tied) or its own output kernel's.
+      embeddings = (head_.token_embedding.embeddings if head_.token_embedding is not None
+                    else ops.transpose(head_._kernel))  # pylint: disable=protected-access
+      bias = head_._bias  # pylint: disable=protected-access
+
+      def logits(vectors, ids):  # Less the log of each id's expected draws.
+        ids_ = ops.cast(ids, 'float32')
+        expected = negatives * ops.log((ids_ + 2) / (ids_ + 1)) / log_range
+        return vectors + ops.take(bias, ids) - ops.log(expected)
+
+      own = logits(ops.sum(hidden * ops.take(embeddings, labels, axis=0), -1), labels)
+      others = logits(ops.einsum('bpd,kd->bpk', hidden, ops.take(embeddings, sampled, axis=0)), sampled)
+      others = ops.where(ops.equal(labels[..., None], sampled), -1e9, others)  # Drawn own tokens.
+      return ops.logsumexp(ops.concatenate([own[..., None], others], -1), -1) - own
+
+  inputs = {features.TOKEN_IDS_KEY: keras.Input((encoder.max_sequence_length,), dtype='int64',
+                                                name=features.TOKEN_IDS_KEY),
+            **{name: keras.Input((predictions,), dtype='int64', name=name)
+               for name in (models.MASK_POSITIONS_INPUT, 'labels')}}
+  sequence = models._encode(encoder, inputs[features.TOKEN_IDS_KEY])['sequence_output']  # pylint: disable=protected-access
+  return keras.Model(inputs, SampledCrossEntropy(name='sampled_cross_entropy')(
+      sequence, inputs[models.MASK_POSITIONS_INPUT], inputs['labels']))
+
+
+def _sampled_loss(unused_labels, cross_entropy):
+  """`_sampled_masked_lm`'s output is its loss already."""
+  return cross_entropy
+
+
 # SimCLR's temperature of the similarities (Chen et al. 2020).
 _HALVES_TEMPERATURE = 0.1
 
@@ -523,8 +592,10 @@ def _classifier(keras, models, encoder, args):
 
 
 def _pretrainer(keras, models, features, encoder, predictions: int, args):
-  """The compiled model that pretrains `encoder`: masked-LM, ELECTRA's (`--objective rtd`),
-  matching halves of reviews (`--objective halves`) or both of masked halves (`mlm_halves`)."""
+  """The compiled model that pretrains `encoder`: masked-LM (on a sampled softmax with
+  `--negatives`), ELECTRA's (`--objective rtd`), matching halves of reviews (`--objective
+  halves`) or both of masked halves (`mlm_halves`); and the compiled model that measures it (the
+  same one, but for the sampled softmax's: the masked-LM model with the full softmax)."""
   optimizer = models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01)
   jit_compile = True if args.jit else 'auto'
   if args.objective == 'mlm':
@@ -532,13 +603,17 @@ def _pretrainer(keras, models, features, encoder, predictions: int, args):
     masked_lm.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name='acc')],
                       jit_compile=jit_compile)
-    return masked_lm
+    if not args.negatives:
+      return masked_lm, masked_lm
+    sampled = _sampled_masked_lm(keras, models, features, encoder, masked_lm, args.negatives, args.seed)
+    sampled.compile(optimizer=optimizer, loss=_sampled_loss, jit_compile=jit_compile)
+    return sampled, masked_lm
   if args.objective == 'halves':
     matcher = _halves_matcher(keras, models, encoder)
     matcher.compile(optimizer=optimizer, loss=_halves_loss,
                     metrics=[keras.metrics.MeanMetricWrapper(_halves_accuracy, name='acc')],
                     jit_compile=jit_compile)
-    return matcher
+    return matcher, matcher
   if args.objective == 'mlm_halves':  # The masked-LM loss per half, halved: one review's worth.
     matcher = _halves_matcher(keras, models, encoder, predictions, not args.untied)
     lm_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=features.PAD_ID)
@@ -548,7 +623,7 @@ def _pretrainer(keras, models, features, encoder, predictions: int, args):
         metrics={'first_lm': [keras.metrics.MeanMetricWrapper(_masked_accuracy, name='acc')],
                  'halves': [keras.metrics.MeanMetricWrapper(_halves_accuracy, name='acc')]},
         jit_compile=jit_compile)
-    return matcher
+    return matcher, matcher
   detector = _replaced_token_detector(keras, models, features, encoder, predictions, args.seed)
   detector.compile(
       optimizer=optimizer,
@@ -559,7 +634,7 @@ def _pretrainer(keras, models, features, encoder, predictions: int, args):
       metrics={'generator': [keras.metrics.MeanMetricWrapper(_masked_accuracy, name='acc')],
                'detector': [keras.metrics.MeanMetricWrapper(_replaced_recall, name='replaced_recall')]},
       jit_compile=jit_compile)
-  return detector
+  return detector, detector
 
 
 def _masked_accuracy(labels, logits):
@@ -638,9 +713,11 @@ def run(args) -> dict:
   result = {**vars(args), 'curve': []}
   start = time.time()
   if args.pre_steps and not args.encoder:
-    pretrainer = _pretrainer(keras, models, features, encoder, predictions, args)
+    pretrainer, measurer = _pretrainer(keras, models, features, encoder, predictions, args)
     corpus = np.concatenate([ids['train'], ids['unsup']])
     x, y, w = _pretraining_data(corpus, rng, vocabulary_size, features, predictions, args.objective)
+    if args.negatives:  # The sampled softmax takes the masked tokens as an input.
+      x = {**x, 'labels': y}
     eval_x, eval_y, eval_w = _pretraining_data(ids['eval'], np.random.default_rng(123), vocabulary_size,
                                                features, predictions, args.objective)
     sequences = args.pre_steps * args.bs
@@ -649,7 +726,7 @@ def run(args) -> dict:
     for part in np.array_split(order, args.checks):
       pretrainer.fit(_rows(x, part), _rows(y, part), sample_weight=_rows(w, part),
                      batch_size=args.bs, verbose=0, shuffle=False)
-      metrics = pretrainer.evaluate(eval_x, eval_y, sample_weight=eval_w, batch_size=256,
+      metrics = measurer.evaluate(eval_x, eval_y, sample_weight=eval_w, batch_size=256,
                                     verbose=0, return_dict=True)
       curve, also = _CURVES[args.objective]
       result['curve'].append(round(metrics[curve], 4))
@@ -839,7 +916,8 @@ def main() -> None:
                         ('inter', 512), ('bs', 64), ('ft_steps', 900), ('ft_epochs', 6),
                         ('vocab', 20000), ('checks', 6), ('seed', 0), ('ngram_buckets', 0),
                         ('ngrams_only', 0), ('separate_losses', 0), ('train_reviews', 0),
-                        ('untied', 0), ('pre_ln', 0), ('jit', 0), ('length', 0), ('local_window', 0)):
+                        ('untied', 0), ('pre_ln', 0), ('jit', 0), ('length', 0), ('local_window', 0),
+                        ('negatives', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
   for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4),
                         ('pretrained_share', 1.0)):
