@@ -122,6 +122,8 @@ VARIANTS = {
     # softmax (see _sampled_masked_lm), each step a third of plateau_local4's on a 2-core CPU.
     'small_local4_sampled': '--hidden 64 --inter 256 --local_window 4 --negatives 1024 --pre_steps 3600 '
                             '--pre_dropout 0 --checks 6 --ft_steps 0 --jit 1',
+    # plateau_local4 on the same sampled softmax: what the sampled softmax alone changes.
+    'sampled_softmax_local4': '--local_window 4 --negatives 1024 --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
 }
 
 
@@ -179,6 +181,8 @@ def _few_label_variants() -> dict:
       # From small_local4_sampled's encoder (half the width) and from a random one of its size.
       **_seeded_starts('small_local4_labels2000', '--hidden 64 --inter 256 --local_window 4 --train_reviews 2000',
                        ('r', 'p')),
+      # From sampled_softmax_local4's encoder (a random one is local4_labels2000_r).
+      **_seeded_starts('sampled_local4_labels2000', '--local_window 4 --train_reviews 2000', ('p',)),
   }
 
 
