@@ -1,14 +1,14 @@
 """Does MLM pretraining earn its place? Variants of pretraining and fine-tuning, side by side.
 
-Each variant pretrains the encoder of `modules/models.py` with masked-LM on train+unsup (or
-with ELECTRA's replaced-token detection, by matching halves of reviews, or not at all),
-fine-tunes the classifier on train and reports its best accuracy on `eval` (never `test`).
-Variants differ in pretraining steps and objective, learning rates, dropout, width, vocabulary,
-pooling, the masked-LM head's output projection (tied to the token embedding or not) and softmax
-(over the whole vocabulary or a sample of it), the first layer's reach, seed and the number of
-labeled reviews. Too slow for a 2-core CPU as a sweep
-(each pretraining is the default run's half hour), it was written to run on a lent GPU machine,
-which has no TensorFlow (and may need Keras 3 and keras-hub brought as wheels):
+Each variant pretrains the encoder of `modules/models.py` with masked-LM on train+unsup (or with
+ELECTRA's replaced-token detection, by matching halves of reviews, or not at all), fine-tunes the
+classifier on train and reports its best accuracy on `eval` (never `test`). Variants differ in
+pretraining steps and objective, learning rates, dropout, width, vocabulary, pooling, the
+masked-LM head's output projection (tied to the token embedding or not) and softmax (over the
+whole vocabulary or a sample of it), the first layer's reach, seed and the number of labeled
+reviews. Too slow for a 2-core CPU as a sweep (each pretraining is the default run's half hour),
+it was written to run on a lent GPU machine, which has no TensorFlow (and may need Keras 3 and
+keras-hub brought as wheels):
 
   # Here (TensorFlow): the token ids of a finished default run's Transform output.
   python bench/pretraining_sweep.py export bench/tmp/default/root/Transform/transformed_examples/ID ids.npz
