@@ -450,10 +450,10 @@ def _sampled_masked_lm(keras, models, features, encoder, masked_lm, negatives: i
           self.head._intermediate_dense(gathered))  # pylint: disable=protected-access
       drawn = ops.floor(ops.exp(keras.random.uniform((negatives,), seed=self.seed_generator) * log_range)) - 1
       sampled = ops.cast(ops.clip(drawn, 0, vocabulary_size - 1), 'int64')
-      head_ = self.head  # Its rows: the token embedding (tied) or its own output kernel's.
-      embeddings = (head_.token_embedding.embeddings if head_.token_embedding is not None
-                    else ops.transpose(head_._kernel))  # pylint: disable=protected-access
-      bias = head_._bias  # pylint: disable=protected-access
+      # The vocabulary's rows: the token embedding (tied) or the head's own output kernel.
+      embeddings = (self.head.token_embedding.embeddings if self.head.token_embedding is not None
+                    else ops.transpose(self.head._kernel))  # pylint: disable=protected-access
+      bias = self.head._bias  # pylint: disable=protected-access
 
       def logits(vectors, ids):  # Less the log of each id's expected draws.
         ids_ = ops.cast(ids, 'float32')
@@ -731,7 +731,7 @@ def run(args) -> dict:
       pretrainer.fit(_rows(x, part), _rows(y, part), sample_weight=_rows(w, part),
                      batch_size=args.bs, verbose=0, shuffle=False)
       metrics = measurer.evaluate(eval_x, eval_y, sample_weight=eval_w, batch_size=256,
-                                    verbose=0, return_dict=True)
+                                  verbose=0, return_dict=True)
       curve, also = _CURVES[args.objective]
       result['curve'].append(round(metrics[curve], 4))
       if also:
