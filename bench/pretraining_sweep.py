@@ -129,13 +129,15 @@ VARIANTS = {
 
 # How a few-label variant's encoder starts: random, pretrained (`sweep --encoder`), from the
 # pretrained one's embeddings under random transformer layers, from all of it but a random
-# token embedding, from all of it with its token embedding centered, or from half or a quarter
-# of it blended with a random encoder (see _transfer).
+# token embedding, from all of it with its token embedding centered, from half or a quarter of
+# it blended with a random encoder (see _transfer), or random but for token embeddings counted
+# from co-occurrences (`sweep --tokens`, see embed).
 _STARTS = {'r': '--pre_steps 0', 'p': '--encoder {encoder}', 'pemb': '--encoder {encoder} --keep embeddings',
            'pnotok': '--encoder {encoder} --keep all_but_tokens',
            'pcent': '--encoder {encoder} --keep all_centered',
            'pmix50': '--encoder {encoder} --pretrained_share 0.5',
-           'pmix25': '--encoder {encoder} --pretrained_share 0.25'}
+           'pmix25': '--encoder {encoder} --pretrained_share 0.25',
+           'svd': '--pre_steps 0 --tokens {tokens}'}
 
 
 def _seeded_starts(name: str, settings: str, starts=('r', 'p', 'pemb'), ft_steps: int = 300) -> dict:
@@ -183,6 +185,11 @@ def _few_label_variants() -> dict:
                        ('r', 'p')),
       # From sampled_softmax_local4's encoder (a random one is local4_labels2000_r).
       **_seeded_starts('sampled_local4_labels2000', '--local_window 4 --train_reviews 2000', ('p',)),
+      # From a random encoder with token embeddings counted from co-occurrences (see embed), with
+      # global attention and with the local first layer (random ones: labels2000_r and
+      # local4_labels2000_r).
+      **_seeded_starts('labels2000', '--train_reviews 2000', ('svd',)),
+      **_seeded_starts('local4_labels2000', '--local_window 4 --train_reviews 2000', ('svd',)),
   }
 
 
@@ -252,6 +259,56 @@ def _mask(ids, rng, vocabulary_size, features, predictions):
   return {'token_ids': masked, 'mask_positions': positions}, labels, in_use.astype('float32')
 
 
+# The spread of keras-hub's initial embeddings (a truncated normal, sd 0.02), which embeddings
+# set from elsewhere are scaled to, so that the embedding layer norm weighs them as random ones.
+_INITIAL_EMBEDDING_SD = 0.02
+
+
+def embed(npz_path: str, out_path: str, width: int, window: int, vocab: int) -> None:
+  """Token embeddings from counts alone, in minutes on a CPU: the truncated SVD of the positive
+  pointwise mutual information of tokens within `window` of each other in train+unsup (Levy,
+  Goldberg & Dagan 2015: context counts smoothed to the power 0.75, each side of the SVD
+  weighted by the square root of the singular values), each row scaled to keras-hub's initial
+  spread. Rows of special tokens and of tokens never seen are 0 (`run --tokens` leaves those
+  random). Writes a [vocabulary, `width`] float32 array."""
+  import scipy.sparse  # pylint: disable=import-outside-toplevel
+  import scipy.sparse.linalg  # pylint: disable=import-outside-toplevel
+  features, _ = _import_models()
+  data = np.load(npz_path)
+  ids = np.concatenate([data['train_ids'], data['unsup_ids']]).astype('int64')
+  vocabulary_size = min(vocab, int(ids.max()) + 1)
+  ids = np.where(ids >= vocabulary_size, features.UNK_ID, ids)
+  counts = scipy.sparse.csr_matrix((vocabulary_size, vocabulary_size), dtype='float64')
+  for offset in range(1, window + 1):
+    left, right = ids[:, :-offset].ravel(), ids[:, offset:].ravel()
+    words = (left >= features.NUM_SPECIAL_TOKENS) & (right >= features.NUM_SPECIAL_TOKENS)
+    pairs = scipy.sparse.coo_matrix((np.ones(words.sum()), (left[words], right[words])),
+                                    shape=counts.shape).tocsr()
+    counts = counts + pairs + pairs.T
+  counts = counts.tocoo()
+  rows, contexts = np.asarray(counts.sum(1)).ravel(), np.asarray(counts.sum(0)).ravel() ** 0.75
+  pmi = np.log(counts.data * contexts.sum() / (rows[counts.row] * contexts[counts.col]))
+  positive = pmi > 0
+  ppmi = scipy.sparse.csr_matrix((pmi[positive], (counts.row[positive], counts.col[positive])),
+                                 shape=counts.shape)
+  vectors, values, _ = scipy.sparse.linalg.svds(ppmi, k=width, random_state=0)
+  vectors = vectors * np.sqrt(values)
+  norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+  scaled = np.where(norms > 0, vectors / np.maximum(norms, 1e-12) * _INITIAL_EMBEDDING_SD * np.sqrt(width), 0)
+  scaled[:features.NUM_SPECIAL_TOKENS] = 0
+  np.save(out_path, scaled.astype('float32'))
+  print(f'{out_path}: {vocabulary_size} tokens x {width}, {ppmi.nnz:,} positive PMI pairs', file=sys.stderr)
+
+
+def _set_token_embeddings(encoder, path: str) -> None:
+  """Sets the encoder's token embeddings to `embed`'s, where they are not 0."""
+  given = np.load(path)
+  tokens = encoder.token_embedding.embeddings
+  if given.shape != tuple(tokens.shape):
+    sys.exit(f'{path}: embeddings of shape {given.shape}, the encoder takes {tuple(tokens.shape)}')
+  tokens.assign(np.where(np.any(given != 0, axis=1, keepdims=True), given, np.asarray(tokens)))
+
+
 def _init_positions_sinusoidally(encoder) -> None:
   """Sets the encoder's position embeddings to sines and cosines of the position (Vaswani et
   al.) instead of random values, scaled to the spread of keras-hub's initializer (sd 0.02): a
@@ -260,7 +317,7 @@ def _init_positions_sinusoidally(encoder) -> None:
   length, width = embeddings.shape
   angles = np.arange(length)[:, None] / 10_000 ** (2 * np.arange(width // 2)[None] / width)
   waves = np.concatenate([np.sin(angles), np.cos(angles)], axis=1)  # sd 1/sqrt(2)
-  embeddings.assign((waves * 0.02 * np.sqrt(2)).astype('float32'))
+  embeddings.assign((waves * _INITIAL_EMBEDDING_SD * np.sqrt(2)).astype('float32'))
 
 
 def _normalize_first(encoder) -> None:
@@ -712,6 +769,8 @@ def run(args) -> dict:
     encoder = models.build_encoder(vocabulary_size, length, config)
     if args.positions == 'sinusoid':
       _init_positions_sinusoidally(encoder)
+    if args.tokens:
+      _set_token_embeddings(encoder, args.tokens)
     _set_call_time_options(encoder, args.pre_ln, args.local_window)
   ids = {k: np.where(v >= vocabulary_size, features.UNK_ID, v) for k, v in ids.items()}
   result = {**vars(args), 'curve': []}
@@ -783,21 +842,23 @@ def run(args) -> dict:
   return {**result, 'best': max(result['ft']), 's': round(time.time() - start)}
 
 
-def sweep(npz_path: str, results_path: str, prefix: str, encoder: str, save_encoders: str) -> None:
+def sweep(npz_path: str, results_path: str, prefix: str, encoder: str, tokens: str,
+          save_encoders: str) -> None:
   """Runs every variant whose name starts with `prefix` as its own process, all at once; one
   JSON line each in `results_path`, written anew (earlier lines there are lost: give each batch
-  of variants a file of its own and concatenate them). `encoder` fills the variants' {encoder};
-  each variant that pretrains saves its encoder as `save_encoders`/NAME.keras when that folder
+  of variants a file of its own and concatenate them). `encoder` fills the variants' {encoder},
+  `tokens` their {tokens}; each variant that pretrains saves its encoder as `save_encoders`/NAME.keras when that folder
   is given."""
   chosen = {name: arguments for name, arguments in VARIANTS.items() if name.startswith(prefix)}
-  needing_encoder = [name for name, arguments in chosen.items() if '{encoder}' in arguments]
-  if needing_encoder and not encoder:
-    sys.exit(f'Variants {", ".join(needing_encoder)} start from a pretrained encoder: '
-             'pass --encoder PATH (a PretrainTrainer\'s encoder.keras)')
+  for field, given, what in (('encoder', encoder, "--encoder PATH (a PretrainTrainer's encoder.keras)"),
+                             ('tokens', tokens, "--tokens PATH (embed's .npy)")):
+    needing = [name for name, arguments in chosen.items() if f'{{{field}}}' in arguments]
+    if needing and not given:
+      sys.exit(f'Variants {", ".join(needing)} start from {field}: pass {what}')
   threads = {'OMP_NUM_THREADS': '1'} if len(chosen) > 1 else {}  # One core each when several run.
   processes = {name: subprocess.Popen(
       [sys.executable, __file__, 'run', npz_path, '--name', name,
-       *arguments.format(encoder=encoder).split(),
+       *arguments.format(encoder=encoder, tokens=tokens).split(),
        *(['--save_encoder', os.path.join(save_encoders, f'{name}.keras')] if save_encoders else [])],
       stdout=subprocess.PIPE, env={**os.environ, **threads})
       for name, arguments in chosen.items()}
@@ -905,9 +966,16 @@ def main() -> None:
   sweep_parser.add_argument('--prefix', default='', help='Only the variants named so.')
   sweep_parser.add_argument('--encoder', help='encoder.keras of a pipeline run, for the '
                             'variants that start from it (labels*_p*, len128_*_p*)')
+  sweep_parser.add_argument('--tokens', help="embed's token embeddings (.npy), for the variants "
+                            'that start from them (*_svd*)')
   sweep_parser.add_argument('--save_encoders', help='A folder: each variant that pretrains saves '
                             'its encoder there as NAME.keras')
   commands.add_parser('report').add_argument('results')
+  embed_parser = commands.add_parser('embed')
+  embed_parser.add_argument('npz')
+  embed_parser.add_argument('out', help='Where to write the [vocabulary, width] array (.npy)')
+  for flag, default in (('width', 128), ('window', 4), ('vocab', 20000)):
+    embed_parser.add_argument(f'--{flag}', type=int, default=default)
   probe_parser = commands.add_parser('probe')
   probe_parser.add_argument('npz')
   probe_parser.add_argument('encoder', help="A PretrainTrainer's encoder.keras")
@@ -928,6 +996,7 @@ def main() -> None:
     run_parser.add_argument(f'--{flag}', type=float, default=default)
   run_parser.add_argument('--ft_dropout', type=float)
   run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
+  run_parser.add_argument('--tokens', help="Initial token embeddings: `embed`'s .npy")
   run_parser.add_argument('--save_encoder', help='Where to save the encoder.keras after pretraining')
   run_parser.add_argument('--keep', choices=('all', 'embeddings', 'all_but_tokens', 'all_centered'),
                           default='all',
@@ -942,9 +1011,11 @@ def main() -> None:
   if args.command == 'export':
     export(args.transformed_examples, args.npz)
   elif args.command == 'sweep':
-    sweep(args.npz, args.results, args.prefix, args.encoder, args.save_encoders)
+    sweep(args.npz, args.results, args.prefix, args.encoder, args.tokens, args.save_encoders)
   elif args.command == 'report':
     report(args.results)
+  elif args.command == 'embed':
+    embed(args.npz, args.out, args.width, args.window, args.vocab)
   elif args.command == 'probe':
     probe(args.npz, args.encoder, args.out, args.local_window)
   else:
