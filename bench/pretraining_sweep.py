@@ -502,9 +502,7 @@ def _sampled_masked_lm(keras, models, features, encoder, masked_lm, negatives: i
 
     def call(self, sequence, positions, labels):
       ops = keras.ops
-      gathered = ops.take_along_axis(sequence, ops.expand_dims(positions, -1), axis=1)
-      hidden = self.head._intermediate_layer_norm(  # pylint: disable=protected-access
-          self.head._intermediate_dense(gathered))  # pylint: disable=protected-access
+      hidden = self.head.masked_hidden(sequence, positions)
       drawn = ops.floor(ops.exp(keras.random.uniform((negatives,), seed=self.seed_generator) * log_range)) - 1
       sampled = ops.cast(ops.clip(drawn, 0, vocabulary_size - 1), 'int64')
       # The vocabulary's rows: the token embedding (tied) or the head's own output kernel.

@@ -91,13 +91,7 @@ class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
   """
 
   def call(self, inputs, mask_positions):
-    if keras.config.backend() == 'tensorflow':
-      import tensorflow as tf  # pylint: disable=import-outside-toplevel
-      # As keras-hub: TensorFlow's take_along_axis cannot broadcast a dynamic batch.
-      gathered = tf.gather(inputs, mask_positions, batch_dims=1)
-    else:
-      gathered = keras.ops.take_along_axis(inputs, keras.ops.expand_dims(mask_positions, -1), axis=1)
-    hidden = self._intermediate_layer_norm(self._intermediate_dense(gathered))
+    hidden = self.masked_hidden(inputs, mask_positions)
     flat = keras.ops.reshape(hidden, (-1, keras.ops.shape(hidden)[-1]))
     if self.token_embedding is not None:
       projection = keras.ops.transpose(self.token_embedding.embeddings)
@@ -105,6 +99,17 @@ class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
       projection = self._kernel
     logits = keras.ops.cast(keras.ops.matmul(flat, projection), self.compute_dtype) + self._bias
     return keras.ops.reshape(logits, (-1, keras.ops.shape(hidden)[1], self.vocabulary_size))
+
+  def masked_hidden(self, inputs, mask_positions):
+    """[batch, predictions, width]: the head's hidden vectors at the masked positions of the
+    sequence output `inputs`, which it projects onto the vocabulary."""
+    if keras.config.backend() == 'tensorflow':
+      import tensorflow as tf  # pylint: disable=import-outside-toplevel
+      # As keras-hub: TensorFlow's take_along_axis cannot broadcast a dynamic batch.
+      gathered = tf.gather(inputs, mask_positions, batch_dims=1)
+    else:
+      gathered = keras.ops.take_along_axis(inputs, keras.ops.expand_dims(mask_positions, -1), axis=1)
+    return self._intermediate_layer_norm(self._intermediate_dense(gathered))
 
 
 class MaskedTokenAccuracy(keras.metrics.MeanMetricWrapper):
