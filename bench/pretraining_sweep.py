@@ -124,6 +124,9 @@ VARIANTS = {
                             '--pre_dropout 0 --checks 6 --ft_steps 0 --jit 1',
     # plateau_local4 on the same sampled softmax: what the sampled softmax alone changes.
     'sampled_softmax_local4': '--local_window 4 --negatives 1024 --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
+    # Masked-LM on top of token embeddings counted from co-occurrences (`sweep --tokens`, see
+    # embed), frozen, with the pipeline's untied head and global attention.
+    'svd_frozen_mlm': '--tokens {tokens} --freeze_tokens 1 --untied 1 --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
 }
 
 
@@ -190,6 +193,10 @@ def _few_label_variants() -> dict:
       # local4_labels2000_r).
       **_seeded_starts('labels2000', '--train_reviews 2000', ('svd',)),
       **_seeded_starts('local4_labels2000', '--local_window 4 --train_reviews 2000', ('svd',)),
+      # The same with the token embeddings frozen (see _configure), from them and from random ones,
+      # and from svd_frozen_mlm's encoder, which masked-LM trained on top of them.
+      **_seeded_starts('frozen_labels2000', '--train_reviews 2000 --freeze_tokens 1', ('r', 'svd')),
+      **_seeded_starts('svd_mlm_labels2000', '--train_reviews 2000 --freeze_tokens 1', ('p',)),
   }
 
 
@@ -354,6 +361,15 @@ def _set_call_time_options(encoder, pre_ln: int, local_window: int) -> None:
     _normalize_first(encoder)
   if local_window:
     _attend_locally_first(encoder, local_window)
+
+
+def _configure(encoder, args) -> None:
+  """`run`'s options that an encoder's config does not hold: pre-LN, the local first layer, and
+  token embeddings frozen (`--freeze_tokens`: Adam moves each weight by about the learning rate
+  a step, 3e-4 against embeddings of spread 0.02, so fine-tuning soon rewrites the embeddings of
+  the words its reviews hold and leaves the others where they started)."""
+  _set_call_time_options(encoder, args.pre_ln, args.local_window)
+  encoder.token_embedding.trainable = not args.freeze_tokens
 
 
 # The parts of an encoder that hold its embeddings; `--keep embeddings` takes only these from
@@ -761,7 +777,7 @@ def run(args) -> dict:
     config.update(_sizes(pretrained))
     encoder = models.build_encoder(vocabulary_size, length, config)
     _transfer(pretrained, encoder, args.keep, args.pretrained_share)
-    _set_call_time_options(encoder, args.pre_ln, args.local_window)
+    _configure(encoder, args)
   else:
     vocabulary_size = min(args.vocab, int(max(v.max() for v in ids.values())) + 1)
     encoder = models.build_encoder(vocabulary_size, length, config)
@@ -769,7 +785,7 @@ def run(args) -> dict:
       _init_positions_sinusoidally(encoder)
     if args.tokens:
       _set_token_embeddings(encoder, args.tokens)
-    _set_call_time_options(encoder, args.pre_ln, args.local_window)
+    _configure(encoder, args)
   ids = {k: np.where(v >= vocabulary_size, features.UNK_ID, v) for k, v in ids.items()}
   result = {**vars(args), 'curve': []}
   start = time.time()
@@ -804,7 +820,7 @@ def run(args) -> dict:
     weights = encoder.get_weights()
     encoder = models.build_encoder(vocabulary_size, length, {**config, 'dropout': args.ft_dropout})
     encoder.set_weights(weights)
-    _set_call_time_options(encoder, args.pre_ln, args.local_window)
+    _configure(encoder, args)
   model = _classifier(keras, models, encoder, args)
   bce = keras.losses.BinaryCrossentropy(from_logits=True)
   loss, metric = bce, keras.metrics.BinaryAccuracy(threshold=0.0, name='acc')
@@ -987,7 +1003,7 @@ def main() -> None:
                         ('vocab', 20000), ('checks', 6), ('seed', 0), ('ngram_buckets', 0),
                         ('ngrams_only', 0), ('separate_losses', 0), ('train_reviews', 0),
                         ('untied', 0), ('pre_ln', 0), ('jit', 0), ('length', 0), ('local_window', 0),
-                        ('negatives', 0)):
+                        ('negatives', 0), ('freeze_tokens', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
   for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4),
                         ('pretrained_share', 1.0)):
