@@ -126,7 +126,7 @@ VARIANTS = {
     'sampled_softmax_local4': '--local_window 4 --negatives 1024 --pre_dropout 0 --checks 5 --ft_steps 0 --jit 1',
     # Masked-LM from token embeddings counted from co-occurrences (`sweep --tokens`, see embed),
     # with the pipeline's untied head and global attention.
-    'svd_mlm': '--tokens {tokens} --untied 1 --pre_dropout 0 --checks 3 --ft_steps 0 --jit 1',
+    'mlm_from_svd': '--tokens {tokens} --untied 1 --pre_dropout 0 --checks 3 --ft_steps 0 --jit 1',
 }
 
 
@@ -195,7 +195,7 @@ def _few_label_variants() -> dict:
       **_seeded_starts('local4_labels2000', '--local_window 4 --train_reviews 2000', ('svd',)),
       # The same with the token embeddings frozen (see _configure).
       **_seeded_starts('frozen_labels2000', '--train_reviews 2000 --freeze_tokens 1', ('svd',)),
-      # From svd_mlm's encoder: masked-LM from those token embeddings.
+      # From mlm_from_svd's encoder: masked-LM from those token embeddings.
       **_seeded_starts('svd_mlm_labels2000', '--train_reviews 2000', ('p',)),
   }
 
