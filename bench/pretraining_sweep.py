@@ -861,8 +861,8 @@ def sweep(npz_path: str, results_path: str, prefix: str, encoder: str, tokens: s
   """Runs every variant whose name starts with `prefix` as its own process, all at once; one
   JSON line each in `results_path`, written anew (earlier lines there are lost: give each batch
   of variants a file of its own and concatenate them). `encoder` fills the variants' {encoder},
-  `tokens` their {tokens}; each variant that pretrains saves its encoder as `save_encoders`/NAME.keras when that folder
-  is given."""
+  `tokens` their {tokens}; each variant that pretrains saves its encoder as
+  `save_encoders`/NAME.keras when that folder is given."""
   chosen = {name: arguments for name, arguments in VARIANTS.items() if name.startswith(prefix)}
   for field, given, what in (('encoder', encoder, "--encoder PATH (a PretrainTrainer's encoder.keras)"),
                              ('tokens', tokens, "--tokens PATH (embed's .npy)")):
