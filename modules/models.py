@@ -93,12 +93,15 @@ class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
   def call(self, inputs, mask_positions):
     hidden = self.masked_hidden(inputs, mask_positions)
     flat = keras.ops.reshape(hidden, (-1, keras.ops.shape(hidden)[-1]))
-    if self.token_embedding is not None:
-      projection = keras.ops.transpose(self.token_embedding.embeddings)
-    else:
-      projection = self._kernel
-    logits = keras.ops.cast(keras.ops.matmul(flat, projection), self.compute_dtype) + self._bias
+    logits = keras.ops.matmul(flat, self.vocabulary_projection())
+    logits = keras.ops.cast(logits, self.compute_dtype) + self._bias
     return keras.ops.reshape(logits, (-1, keras.ops.shape(hidden)[1], self.vocabulary_size))
+
+  def vocabulary_projection(self):
+    """[width, vocabulary]: the transposed token embedding (tied) or the head's own kernel."""
+    if self.token_embedding is not None:
+      return keras.ops.transpose(self.token_embedding.embeddings)
+    return self._kernel
 
   def masked_hidden(self, inputs, mask_positions):
     """[batch, predictions, width]: the head's hidden vectors at the masked positions of the
