@@ -127,6 +127,9 @@ VARIANTS = {
     # Masked-LM from token embeddings counted from co-occurrences (`sweep --tokens`, see embed),
     # with the pipeline's untied head and global attention.
     'mlm_from_svd': '--tokens {tokens} --untied 1 --pre_dropout 0 --checks 3 --ft_steps 0 --jit 1',
+    # Masked-LM that masks the words that carry sentiment (see _sentiment_weights), with the
+    # pipeline's untied head and global attention.
+    'mlm_sentiment': '--mask_sentiment 0.01 --untied 1 --pre_dropout 0 --checks 3 --ft_steps 0 --jit 1',
 }
 
 
@@ -201,6 +204,9 @@ def _few_label_variants() -> dict:
 
 
 VARIANTS.update(_few_label_variants())
+# From mlm_sentiment's encoder, fine-tuned on all of train as r_cls from a random one: its masking
+# weighs train's labels of words, so a few-label variant would know more labels than it fits.
+VARIANTS.update(_seeded_starts('sentiment_all_labels', '', ('p',), ft_steps=900))
 
 
 def export(transformed_examples: str, npz_path: str) -> None:
@@ -245,11 +251,17 @@ def _import_models():
   return features, models
 
 
-def _mask(ids, rng, vocabulary_size, features, predictions):
-  """BERT masking of a [reviews, length] id array, as Transform does it."""
+def _mask(ids, rng, vocabulary_size, features, predictions, weights=None):
+  """BERT masking of a [reviews, length] id array, as Transform does it; with `weights` (one per
+  token id), each review's masked tokens are drawn in proportion to their weights instead of
+  uniformly (Efraimidis & Spirakis 2006: the largest of each token's uniform draw to the power
+  1 / its weight)."""
   real = (ids >= features.NUM_SPECIAL_TOKENS) | (ids == features.UNK_ID)
   selected = np.clip(np.round(real.sum(1) * features.MASK_SELECTION_RATE), 1, predictions)
-  scores = np.where(real, rng.random(ids.shape), -1.0)
+  draws = rng.random(ids.shape)
+  if weights is not None:
+    draws = draws ** (1 / weights[ids])
+  scores = np.where(real, draws, -1.0)
   positions = np.argsort(-scores, axis=1)[:, :predictions]
   in_use = ((np.arange(predictions)[None] < selected[:, None])
             & (np.take_along_axis(scores, positions, 1) >= 0))
@@ -264,6 +276,25 @@ def _mask(ids, rng, vocabulary_size, features, predictions):
   rows = np.broadcast_to(np.arange(len(ids))[:, None], positions.shape)
   masked[rows[in_use], positions[in_use]] = replacement[in_use]
   return {'token_ids': masked, 'mask_positions': positions}, labels, in_use.astype('float32')
+
+
+# The pseudo-count added to each token's count in positive and in negative reviews before their
+# ratio is taken: a token seen 3 times, all in positive reviews, weighs log(13 / 10) = 0.26 and
+# not log(4 / 1) = 1.39 (both classes hold about as many tokens).
+_SENTIMENT_PSEUDO_COUNT = 10
+
+
+def _sentiment_weights(ids, labels, vocabulary_size: int, floor: float):
+  """Per token id, its masking weight for `run --mask_sentiment FLOOR`: FLOOR + the absolute
+  log-ratio of its share of the tokens of train's positive reviews to its share of the negative
+  ones' (counts smoothed by _SENTIMENT_PSEUDO_COUNT). Masking then picks the words that carry a
+  review's sentiment (as SKEP's sentiment masking, Tian et al. 2020), which masked-LM can only
+  predict from the rest of the review's sentiment: a task that needs review-level features,
+  taught on every review of train+unsup by train's labels of words, not of reviews."""
+  counts = [_SENTIMENT_PSEUDO_COUNT + np.bincount(ids[labels == value].ravel(), minlength=vocabulary_size)
+            for value in (1, 0)]
+  log_ratios = np.log(counts[0] / counts[0].sum()) - np.log(counts[1] / counts[1].sum())
+  return floor + np.abs(log_ratios)
 
 
 # The spread of keras-hub's initial embeddings (a truncated normal, sd 0.02), which embeddings
@@ -717,11 +748,12 @@ def _masked_accuracy(labels, logits):
   return _masked_mean(hits, keras.ops.cast(keras.ops.not_equal(labels, 0), 'float32'))
 
 
-def _pretraining_data(ids, rng, vocabulary_size, features, predictions: int, objective: str):
+def _pretraining_data(ids, rng, vocabulary_size, features, predictions: int, objective: str,
+                      mask_weights=None):
   """Inputs, targets and sample weights (or None) of `_pretrainer`'s model for `ids`."""
   if objective == 'halves':
     return _halves(ids, features), np.zeros((len(ids), 1), 'float32'), None
-  x, y, w = _mask(ids, rng, vocabulary_size, features, predictions)
+  x, y, w = _mask(ids, rng, vocabulary_size, features, predictions, mask_weights)
   if objective == 'mlm':
     return x, y, w
   if objective == 'mlm_halves':  # Each half's masked positions; the other half's are unused (0).
@@ -790,11 +822,13 @@ def run(args) -> dict:
   if args.pre_steps and not args.encoder:
     pretrainer, measurer = _pretrainer(keras, models, features, encoder, predictions, args)
     corpus = np.concatenate([ids['train'], ids['unsup']])
-    x, y, w = _pretraining_data(corpus, rng, vocabulary_size, features, predictions, args.objective)
+    weights = (_sentiment_weights(ids['train'], labels['train'], vocabulary_size, args.mask_sentiment)
+               if args.mask_sentiment else None)
+    x, y, w = _pretraining_data(corpus, rng, vocabulary_size, features, predictions, args.objective, weights)
     if args.negatives:  # The sampled softmax takes the masked tokens as an input.
       x = {**x, 'labels': y}
     eval_x, eval_y, eval_w = _pretraining_data(ids['eval'], np.random.default_rng(123), vocabulary_size,
-                                               features, predictions, args.objective)
+                                               features, predictions, args.objective, weights)
     sequences = args.pre_steps * args.bs
     order = np.concatenate([rng.permutation(len(corpus))
                             for _ in range(sequences // len(corpus) + 1)])[:sequences]
@@ -1005,7 +1039,7 @@ def main() -> None:
                         ('negatives', 0), ('freeze_tokens', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
   for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4),
-                        ('pretrained_share', 1.0)):
+                        ('pretrained_share', 1.0), ('mask_sentiment', 0.0)):
     run_parser.add_argument(f'--{flag}', type=float, default=default)
   run_parser.add_argument('--ft_dropout', type=float)
   run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
