@@ -291,10 +291,15 @@ def _sentiment_weights(ids, labels, vocabulary_size: int, floor: float):
   review's sentiment (as SKEP's sentiment masking, Tian et al. 2020), which masked-LM can only
   predict from the rest of the review's sentiment: a task that needs review-level features,
   taught on every review of train+unsup by train's labels of words, not of reviews."""
-  counts = [_SENTIMENT_PSEUDO_COUNT + np.bincount(ids[labels == value].ravel(), minlength=vocabulary_size)
-            for value in (1, 0)]
-  log_ratios = np.log(counts[0] / counts[0].sum()) - np.log(counts[1] / counts[1].sum())
-  return floor + np.abs(log_ratios)
+  return floor + np.abs(_log_count_ratios(ids, labels, vocabulary_size, _SENTIMENT_PSEUDO_COUNT))
+
+
+def _log_count_ratios(values, labels, size: int, pseudo_count: float):
+  """Per id in [0, `size`): the log of its share of the `values` in positive rows less that of
+  its share in negative ones, each count plus `pseudo_count`. `labels` holds one label per row
+  of `values` (per value, when they are flat)."""
+  counts = [pseudo_count + np.bincount(values[labels == value].ravel(), minlength=size) for value in (1, 0)]
+  return np.log(counts[0] / counts[0].sum()) - np.log(counts[1] / counts[1].sum())
 
 
 # The spread of keras-hub's initial embeddings (a truncated normal, sd 0.02), which embeddings
@@ -666,9 +671,7 @@ def _ngram_features(data, features, buckets: int) -> dict:
     dense[np.arange(features.MAX_NGRAMS_PER_REVIEW)[None] < lengths[:, None]] = data[f'{split}_ngram_values']
     ids[split] = dense
   labels = np.repeat(data['train_labels'], data['train_ngram_lengths'])
-  counts = [1 + np.bincount(data['train_ngram_values'][labels == value], minlength=buckets)
-            for value in (1, 0)]
-  log_ratios = np.log(counts[0] / counts[0].sum()) - np.log(counts[1] / counts[1].sum())
+  log_ratios = _log_count_ratios(data['train_ngram_values'], labels, buckets, 1)
   return {split: {features.NGRAM_IDS_KEY: split_ids,
                   features.NGRAM_LOG_RATIOS_KEY: (log_ratios[split_ids] * (split_ids != 0)).astype('float32')}
           for split, split_ids in ids.items()}
