@@ -207,6 +207,10 @@ VARIANTS.update(_few_label_variants())
 # From mlm_sentiment's encoder, fine-tuned on all of train as r_cls from a random one: its masking
 # weighs train's labels of words, so a few-label variant would know more labels than it fits.
 VARIANTS.update(_seeded_starts('sentiment_all_labels', '', ('p',), ft_steps=900))
+# The few-label test of it: masking weighs only the labels of the 2,000 reviews that fine-tuning
+# fits (both seeds fit the same ones), from a random encoder and from that one's.
+VARIANTS['mlm_sentiment_labels2000'] = VARIANTS['mlm_sentiment'] + ' --train_reviews 2000'
+VARIANTS.update(_seeded_starts('sentiment_labels2000', '--train_reviews 2000 --label_seed 0', ('r', 'p')))
 
 
 def export(transformed_examples: str, npz_path: str) -> None:
@@ -286,8 +290,9 @@ _SENTIMENT_PSEUDO_COUNT = 10
 
 def _sentiment_weights(ids, labels, vocabulary_size: int, floor: float):
   """Per token id, its masking weight for `run --mask_sentiment FLOOR`: FLOOR + the absolute
-  log-ratio of its share of the tokens of train's positive reviews to its share of the negative
-  ones' (counts smoothed by _SENTIMENT_PSEUDO_COUNT). Masking then picks the words that carry a
+  log-ratio of its share of the tokens of the labeled positive reviews (all of train, or
+  --train_reviews of it) to its share of the negative ones' (counts smoothed by
+  _SENTIMENT_PSEUDO_COUNT). Masking then picks the words that carry a
   review's sentiment (as SKEP's sentiment masking, Tian et al. 2020), which masked-LM can only
   predict from the rest of the review's sentiment: a task that needs review-level features,
   taught on every review of train+unsup by train's labels of words, not of reviews."""
@@ -785,6 +790,15 @@ def _rows(arrays, rows):
   return None if arrays is None else arrays[rows]
 
 
+def _labeled_rows(reviews: int, args):
+  """The rows of train whose labels a run knows: --train_reviews of them, drawn by --label_seed
+  (else by --seed), or all."""
+  if not args.train_reviews:
+    return np.arange(reviews)
+  seed = args.seed if args.label_seed is None else args.label_seed
+  return np.random.default_rng(seed).permutation(reviews)[:args.train_reviews]
+
+
 # How many of the reviews fine-tuning fits on `run` scores after each epoch.
 _FITTED_REVIEWS_CHECKED = 2000
 
@@ -825,8 +839,9 @@ def run(args) -> dict:
   if args.pre_steps and not args.encoder:
     pretrainer, measurer = _pretrainer(keras, models, features, encoder, predictions, args)
     corpus = np.concatenate([ids['train'], ids['unsup']])
-    weights = (_sentiment_weights(ids['train'], labels['train'], vocabulary_size, args.mask_sentiment)
-               if args.mask_sentiment else None)
+    labeled = _labeled_rows(len(labels['train']), args)
+    weights = (_sentiment_weights(ids['train'][labeled], labels['train'][labeled], vocabulary_size,
+                                  args.mask_sentiment) if args.mask_sentiment else None)
     x, y, w = _pretraining_data(corpus, rng, vocabulary_size, features, predictions, args.objective, weights)
     if args.negatives:  # The sampled softmax takes the masked tokens as an input.
       x = {**x, 'labels': y}
@@ -873,9 +888,9 @@ def run(args) -> dict:
     for split, ngram_inputs in _ngram_features(data, features, args.ngram_buckets).items():
       inputs[split].update(ngram_inputs)
   if args.train_reviews:  # A labeled subset; the naive-Bayes ratios still count all of train.
-    subset = np.random.default_rng(args.seed).permutation(len(labels['train']))[:args.train_reviews]
-    inputs['train'] = {k: v[subset] for k, v in inputs['train'].items()}
-    labels['train'] = labels['train'][subset]
+    labeled = _labeled_rows(len(labels['train']), args)
+    inputs['train'] = {k: v[labeled] for k, v in inputs['train'].items()}
+    labels['train'] = labels['train'][labeled]
   sequences = args.ft_steps * args.bs
   order = np.concatenate([rng.permutation(len(labels['train']))
                           for _ in range(sequences // len(labels['train']) + 1)])[:sequences]
@@ -1045,6 +1060,8 @@ def main() -> None:
                         ('pretrained_share', 1.0), ('mask_sentiment', 0.0)):
     run_parser.add_argument(f'--{flag}', type=float, default=default)
   run_parser.add_argument('--ft_dropout', type=float)
+  run_parser.add_argument('--label_seed', type=int, help='Draws the --train_reviews whose labels '
+                          'masking and fine-tuning know (default: --seed)')
   run_parser.add_argument('--encoder', help='A pretrained encoder.keras to fine-tune, instead of pretraining')
   run_parser.add_argument('--tokens', help="Initial token embeddings: `embed`'s .npy")
   run_parser.add_argument('--save_encoder', help='Where to save the encoder.keras after pretraining')
