@@ -295,7 +295,7 @@ def _sentiment_weights(ids, labels, vocabulary_size: int, floor: float):
   _SENTIMENT_PSEUDO_COUNT). Masking then picks the words that carry a
   review's sentiment (as SKEP's sentiment masking, Tian et al. 2020), which masked-LM can only
   predict from the rest of the review's sentiment: a task that needs review-level features,
-  taught on every review of train+unsup by train's labels of words, not of reviews."""
+  taught on every review of train+unsup by the labeled reviews' labels of words, not of reviews."""
   return floor + np.abs(_log_count_ratios(ids, labels, vocabulary_size, _SENTIMENT_PSEUDO_COUNT))
 
 
