@@ -136,6 +136,17 @@ VARIANTS = {
     # about one pass over the 75,000 reviews.
     'distill': '--objective distill --pre_steps 1000 --pre_lr 5e-4 --checks 4',
     'distill_s1': '--objective distill --pre_steps 1000 --pre_lr 5e-4 --checks 4 --seed 1',
+    # The same with NBSVM on Transform's n-grams as the teacher (the classifier's own n-gram
+    # part, fitted by scikit-learn), then fine-tuned as the pipeline does, each part on its own
+    # loss, beside a random encoder fine-tuned so: whether the blend gains from such an encoder.
+    'nbsvm_distill': '--objective distill --teacher nbsvm --pre_steps 1000 --pre_lr 5e-4 --checks 4 '
+                     '--ngram_buckets 1048576 --separate_losses 1',
+    'nbsvm_r': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1',
+    'nbsvm_r_s1': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --seed 1',
+    # As the pipeline could pretrain: masked-LM (its untied head and 1,500 steps of 64) with that
+    # teacher's sentiment learned from [CLS] in the same encoder pass over the masked ids.
+    'nbsvm_mlm_distill': '--objective mlm_distill --teacher nbsvm --untied 1 --pre_dropout 0 --checks 3 '
+                         '--jit 1 --ngram_buckets 1048576 --separate_losses 1',
 }
 
 
@@ -232,17 +243,15 @@ def export(transformed_examples: str, npz_path: str) -> None:
         features.TOKEN_IDS_KEY].int64_list.value)
     spec = {features.TOKEN_IDS_KEY: tf.io.FixedLenFeature([length], tf.int64),
             features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-    labeled = split != 'unsup'
-    if labeled:  # The n-gram part's ids, without padding: rows of varying length.
-      spec[features.NGRAM_IDS_KEY] = tf.io.FixedLenFeature([features.MAX_NGRAMS_PER_REVIEW], tf.int64)
+    # The n-gram part's ids, without padding: rows of varying length.
+    spec[features.NGRAM_IDS_KEY] = tf.io.FixedLenFeature([features.MAX_NGRAMS_PER_REVIEW], tf.int64)
     batches = list(tf.data.TFRecordDataset(files, compression_type='GZIP').batch(4096)
                    .map(lambda records: tf.io.parse_example(records, spec)).as_numpy_iterator())
     arrays[f'{split}_ids'] = np.concatenate([b[features.TOKEN_IDS_KEY] for b in batches]).astype(np.uint16)
     arrays[f'{split}_labels'] = np.concatenate([b[features.LABEL_KEY] for b in batches]).astype(np.int8)
-    if labeled:
-      ngrams = np.concatenate([b[features.NGRAM_IDS_KEY] for b in batches])
-      arrays[f'{split}_ngram_values'] = ngrams[ngrams != features.PAD_ID].astype(np.uint32)
-      arrays[f'{split}_ngram_lengths'] = (ngrams != features.PAD_ID).sum(1).astype(np.int32)
+    ngrams = np.concatenate([b[features.NGRAM_IDS_KEY] for b in batches])
+    arrays[f'{split}_ngram_values'] = ngrams[ngrams != features.PAD_ID].astype(np.uint32)
+    arrays[f'{split}_ngram_lengths'] = (ngrams != features.PAD_ID).sum(1).astype(np.int32)
   np.savez_compressed(npz_path, **arrays)
 
 
@@ -644,6 +653,22 @@ def _halves_matcher(keras, models, encoder, predictions: int = 0, tie_word_embed
   return keras.Model(inputs, outputs if predictions else outputs['halves'])
 
 
+def _masked_lm_and_sentiment(keras, models, features, encoder, predictions: int, tie_word_embeddings: bool):
+  """Masked-LM and a teacher's sentiment (`--objective mlm_distill`) in the same encoder pass
+  over the masked ids: outputs `masked_lm`, the masked-LM head's logits at `mask_positions`, and
+  `sentiment`, a logit from the pooled [CLS] output, as the classifier's encoder part computes
+  it. The sentiment head costs a [batch, width] dense layer beside the masked-LM step."""
+  length = encoder.max_sequence_length
+  token_ids = keras.Input((length,), dtype='int64', name=features.TOKEN_IDS_KEY)
+  positions = keras.Input((predictions,), dtype='int64', name=models.MASK_POSITIONS_INPUT)
+  head = models.build_masked_lm(encoder, predictions, tie_word_embeddings).get_layer('masked_lm_head')
+  encoded = models._encode(encoder, token_ids)  # pylint: disable=protected-access
+  outputs = {'masked_lm': keras.layers.Identity(name='masked_lm')(
+                 head(encoded['sequence_output'], mask_positions=positions)),
+             'sentiment': keras.layers.Dense(1, name='sentiment')(encoded['pooled_output'])}
+  return keras.Model({features.TOKEN_IDS_KEY: token_ids, models.MASK_POSITIONS_INPUT: positions}, outputs)
+
+
 def _same_review(similarity):
   """The column of each row's own other half in `_halves_matcher`'s similarities: the diagonal."""
   import keras  # pylint: disable=import-outside-toplevel
@@ -672,17 +697,21 @@ def _masked_mean(values, mask):
   return keras.ops.sum(values * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
 
 
+def _ngram_log_ratios(data, buckets: int):
+  """Per n-gram bucket, its naive-Bayes log-count ratio, as Transform computes it from `train`."""
+  labels = np.repeat(data['train_labels'], data['train_ngram_lengths'])
+  return _log_count_ratios(data['train_ngram_values'], labels, buckets, 1)
+
+
 def _ngram_features(data, features, buckets: int) -> dict:
-  """Per labeled split, the n-gram part's ids and their naive-Bayes log-count ratios (as
-  Transform computes them, from `train`)."""
+  """Per labeled split, the n-gram part's ids and their naive-Bayes log-count ratios."""
   ids = {}
   for split in ('train', 'eval'):
     lengths = data[f'{split}_ngram_lengths']
     dense = np.zeros((len(lengths), features.MAX_NGRAMS_PER_REVIEW), np.int64)
     dense[np.arange(features.MAX_NGRAMS_PER_REVIEW)[None] < lengths[:, None]] = data[f'{split}_ngram_values']
     ids[split] = dense
-  labels = np.repeat(data['train_labels'], data['train_ngram_lengths'])
-  log_ratios = _log_count_ratios(data['train_ngram_values'], labels, buckets, 1)
+  log_ratios = _ngram_log_ratios(data, buckets)
   return {split: {features.NGRAM_IDS_KEY: split_ids,
                   features.NGRAM_LOG_RATIOS_KEY: (log_ratios[split_ids] * (split_ids != 0)).astype('float32')}
           for split, split_ids in ids.items()}
@@ -713,12 +742,13 @@ def _pretrainer(keras, models, features, encoder, predictions: int, args):
   """The compiled model that pretrains `encoder`: masked-LM (on a sampled softmax with
   `--negatives`), ELECTRA's (`--objective rtd`), matching halves of reviews (`--objective
   halves`), both of masked halves (`mlm_halves`) or the classifier on a teacher's soft labels
-  (`distill`); and the compiled model that measures it (the
+  (`distill`), or masked-LM and that teacher's labels at once (`mlm_distill`); and the
+  compiled model that measures it (the
   same one, but for the sampled softmax's: the masked-LM model with the full softmax)."""
   optimizer = models.optimizer(args.pre_lr, args.pre_steps, 0.1, 0.01)
   jit_compile = True if args.jit else 'auto'
-  if args.objective == 'distill':  # The classifier itself, on soft targets.
-    student = _classifier(keras, models, encoder, args)
+  if args.objective == 'distill':  # The [CLS] classifier without an n-gram part, on soft targets.
+    student = models.build_classifier(encoder, 0.1)
     student.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(from_logits=True),
                     metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name='acc')],
                     jit_compile=jit_compile)
@@ -739,6 +769,18 @@ def _pretrainer(keras, models, features, encoder, predictions: int, args):
                     metrics=[keras.metrics.MeanMetricWrapper(_halves_accuracy, name='acc')],
                     jit_compile=jit_compile)
     return matcher, matcher
+  if args.objective == 'mlm_distill':
+    model = _masked_lm_and_sentiment(keras, models, features, encoder, predictions, not args.untied)
+    model.compile(
+        optimizer=optimizer,
+        loss={'masked_lm': keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                      ignore_class=features.PAD_ID),
+              'sentiment': keras.losses.BinaryCrossentropy(from_logits=True)},
+        loss_weights={'masked_lm': 1.0, 'sentiment': args.distill_weight},
+        metrics={'masked_lm': [keras.metrics.MeanMetricWrapper(_masked_accuracy, name='acc')],
+                 'sentiment': [keras.metrics.BinaryAccuracy(threshold=0.0, name='acc')]},
+        jit_compile=jit_compile)
+    return model, model
   if args.objective == 'mlm_halves':  # The masked-LM loss per half, halved: one review's worth.
     matcher = _halves_matcher(keras, models, encoder, predictions, not args.untied)
     lm_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=features.PAD_ID)
@@ -775,7 +817,7 @@ def _pretraining_data(ids, rng, vocabulary_size, features, predictions: int, obj
   if objective == 'halves':
     return _halves(ids, features), np.zeros((len(ids), 1), 'float32'), None
   x, y, w = _mask(ids, rng, vocabulary_size, features, predictions, mask_weights)
-  if objective == 'mlm':
+  if objective in ('mlm', 'mlm_distill'):
     return x, y, w
   if objective == 'mlm_halves':  # Each half's masked positions; the other half's are unused (0).
     positions = x['mask_positions']
@@ -792,20 +834,23 @@ def _pretraining_data(ids, rng, vocabulary_size, features, predictions: int, obj
 # Per objective, the metric of pretraining's curve, and another it records (its name in the
 # metrics, its key in the result) or None.
 _CURVES = {'mlm': ('acc', None), 'halves': ('acc', None), 'distill': ('acc', None),
+           'mlm_distill': ('masked_lm_acc', ('sentiment_acc', 'student')),
            'rtd': ('generator_acc', ('detector_replaced_recall', 'replaced_recall')),
            'mlm_halves': ('first_lm_acc', ('halves_acc', 'halves_matched'))}
 
 
-# The hashed unigram and bigram features of the teacher of `--objective distill`, and its
-# inverse regularization strength: chosen on `eval` (89.2% at 10; 89.0%, 88.9% and 89.1% at
-# 3, 30 and 100).
+# The hashed unigram and bigram features of `--teacher tokens`.
 _TEACHER_BUCKETS = 2**20
-_TEACHER_C = 10.0
+# Per `--teacher`, the inverse regularization strength of its logistic regression, chosen on
+# `eval`: tokens 89.2% at 10 (89.0%, 88.9% and 89.1% at 3, 30 and 100); nbsvm 91.8% at 0.1
+# (91.4%, 91.5%, 91.7%, 91.5% and 91.4% at 0.03, 0.05, 0.3, 1 and 3).
+_TEACHER_C = {'tokens': 10.0, 'nbsvm': 0.1}
 
 
 def _bag_of_ngrams(ids, features):
-  """Each review's distinct token unigrams and bigrams, hashed into _TEACHER_BUCKETS columns
-  of a sparse 0/1 matrix whose rows have unit length."""
+  """`--teacher tokens`' features: each review's distinct token unigrams and bigrams (of the
+  encoder's sequence), hashed into _TEACHER_BUCKETS columns of a sparse 0/1 matrix whose rows
+  have unit length."""
   from scipy import sparse  # pylint: disable=import-outside-toplevel
   real = ids >= features.NUM_SPECIAL_TOKENS
   pairs = real[:, :-1] & real[:, 1:]
@@ -820,15 +865,39 @@ def _bag_of_ngrams(ids, features):
   return sparse.diags(1 / np.maximum(norms, 1e-6)) @ matrix
 
 
-def _distillation_targets(ids, labels, labeled, features, result):
+def _nbsvm_features(data, split: str, log_ratios):
+  """`--teacher nbsvm`'s features: the sparse [reviews, buckets] matrix of each review's
+  distinct n-gram buckets (all its words, as Transform hashes them), each valued at its
+  naive-Bayes log-count ratio: the classifier's n-gram part's input (NBSVM)."""
+  from scipy import sparse  # pylint: disable=import-outside-toplevel
+  lengths, values = data[f'{split}_ngram_lengths'], data[f'{split}_ngram_values'].astype(np.int64)
+  rows = np.repeat(np.arange(len(lengths)), lengths)
+  return sparse.csr_matrix((log_ratios[values].astype('float32'), (rows, values)),
+                           shape=(len(lengths), len(log_ratios)))
+
+
+def _teacher_features(data, ids, features, teacher: str) -> dict:
+  """`teacher`'s sparse feature matrix of train+unsup (in that order) and of eval."""
+  if teacher == 'tokens':
+    return {'corpus': _bag_of_ngrams(np.concatenate([ids['train'], ids['unsup']]), features),
+            'eval': _bag_of_ngrams(ids['eval'], features)}
+  from scipy import sparse  # pylint: disable=import-outside-toplevel
+  log_ratios = _ngram_log_ratios(data, _TEACHER_BUCKETS)
+  return {'corpus': sparse.vstack([_nbsvm_features(data, split, log_ratios) for split in ('train', 'unsup')],
+                                  format='csr'),
+          'eval': _nbsvm_features(data, 'eval', log_ratios)}
+
+
+def _distillation_targets(data, ids, labels, labeled, features, args, result):
   """Per review of train+unsup (in that order), the target of `--objective distill`: its label
-  for the `labeled` rows of train, else the probability that it is positive by a logistic
-  regression on its distinct token unigrams and bigrams fitted on those labeled rows (the
-  teacher; its `eval` accuracy goes to `result`)."""
+  for the `labeled` rows of train, else the probability that it is positive by `--teacher`, a
+  logistic regression fitted on those labeled rows (its `eval` accuracy goes to `result`)."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
-  corpus = _bag_of_ngrams(np.concatenate([ids['train'], ids['unsup']]), features)
-  teacher = LogisticRegression(C=_TEACHER_C, max_iter=1000).fit(corpus[labeled], labels['train'][labeled])
-  result['teacher_eval_acc'] = round(teacher.score(_bag_of_ngrams(ids['eval'], features), labels['eval']), 4)
+  matrices = _teacher_features(data, ids, features, args.teacher)
+  corpus = matrices['corpus']
+  teacher = LogisticRegression(C=_TEACHER_C[args.teacher], max_iter=1000).fit(
+      corpus[labeled], labels['train'][labeled])
+  result['teacher_eval_acc'] = round(teacher.score(matrices['eval'], labels['eval']), 4)
   targets = teacher.predict_proba(corpus)[:, 1].astype('float32')
   targets[labeled] = labels['train'][labeled]
   return targets[:, None]
@@ -895,13 +964,16 @@ def run(args) -> dict:
                                   args.mask_sentiment) if args.mask_sentiment else None)
     if args.objective == 'distill':  # Soft targets; eval's own labels measure the student.
       x, w = {features.TOKEN_IDS_KEY: corpus}, None
-      y = _distillation_targets(ids, labels, labeled, features, result)
+      y = _distillation_targets(data, ids, labels, labeled, features, args, result)
       eval_x, eval_y, eval_w = {features.TOKEN_IDS_KEY: ids['eval']}, labels['eval'], None
     else:
       x, y, w = _pretraining_data(corpus, rng, vocabulary_size, features, predictions, args.objective,
                                   weights)
       eval_x, eval_y, eval_w = _pretraining_data(ids['eval'], np.random.default_rng(123), vocabulary_size,
                                                  features, predictions, args.objective, weights)
+    if args.objective == 'mlm_distill':  # Unused slots hold [PAD], which the loss ignores.
+      y = {'masked_lm': y, 'sentiment': _distillation_targets(data, ids, labels, labeled, features, args, result)}
+      eval_y, w, eval_w = {'masked_lm': eval_y, 'sentiment': labels['eval'][:, None]}, None, None
     if args.negatives:  # The sampled softmax takes the masked tokens as an input.
       x = {**x, 'labels': y}
     sequences = args.pre_steps * args.bs
@@ -960,7 +1032,19 @@ def run(args) -> dict:
     for key, x, y in (('ft', inputs['eval'], labels['eval']),
                       ('ft_train', fitted, labels['train'][:_FITTED_REVIEWS_CHECKED])):
       result[key].append(round(model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)['acc'], 4))
+    if args.separate_losses:
+      _record_parts(model.predict(inputs['eval'], batch_size=256, verbose=0), labels['eval'], result)
   return {**result, 'best': max(result['ft']), 's': round(time.time() - start)}
+
+
+def _record_parts(part_logits, labels, result) -> None:
+  """Appends to `result` the eval accuracy of the encoder part (`ft_encoder`) and of the
+  pipeline's blend of both parts (`ft_blend`): a logistic regression of the labels on the
+  part logits, fitted on those same eval reviews as the ClassifierTrainer fits it."""
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
+  result.setdefault('ft_encoder', []).append(round(float(np.mean((part_logits[:, 0] > 0) == labels)), 4))
+  blend = LogisticRegression(C=1.0).fit(part_logits, labels)
+  result.setdefault('ft_blend', []).append(round(blend.score(part_logits, labels), 4))
 
 
 def sweep(npz_path: str, results_path: str, prefix: str, encoder: str, tokens: str,
@@ -1012,9 +1096,12 @@ def report(results_path: str) -> None:
     if 'halves_matched' in r:  # mlm_halves: the share of first halves that found their own.
       masked = f"{masked}; halves matched {r['halves_matched']}"
     if 'teacher_eval_acc' in r:  # distill: the student's accuracy at each check, the teacher's.
-      masked = f"student {r['curve']}; teacher {r['teacher_eval_acc']}"
+      student = f"{masked}; student {r['student']}" if 'student' in r else f"student {r['curve']}"
+      masked = f"{student}; teacher {r['teacher_eval_acc']}"
     steps = '`--encoder`' if r.get('encoder') else r['pre_steps']
     per_epoch = f"{r['ft']}; train {r['ft_train']}" if r.get('ft_train') else r['ft'] or '-'
+    if 'ft_blend' in r:  # Each part with its own loss: the encoder's, and the blend's.
+      per_epoch = f"{per_epoch}; encoder {r['ft_encoder']}; blend {r['ft_blend']}"
     rows.append(f"| {r['name']} | {steps} | {masked} | {per_epoch} | {r['best'] or '-'} |")
     if r['best'] is None:  # Pretraining alone.
       continue
@@ -1117,7 +1204,7 @@ def main() -> None:
                         ('negatives', 0), ('freeze_tokens', 0)):
     run_parser.add_argument(f'--{flag}', type=int, default=default)
   for flag, default in (('pre_lr', 1e-3), ('pre_dropout', 0.1), ('ft_lr', 3e-4),
-                        ('pretrained_share', 1.0), ('mask_sentiment', 0.0)):
+                        ('pretrained_share', 1.0), ('mask_sentiment', 0.0), ('distill_weight', 1.0)):
     run_parser.add_argument(f'--{flag}', type=float, default=default)
   run_parser.add_argument('--ft_dropout', type=float)
   run_parser.add_argument('--label_seed', type=int, help='Draws the --train_reviews whose labels '
@@ -1132,6 +1219,10 @@ def main() -> None:
                           help="Pretraining's: masked-LM, replaced-token detection (ELECTRA), "
                                'matching halves of reviews, masked-LM on halves matched so, or the '
                                "classifier's on an n-gram teacher's soft labels (distill)")
+  run_parser.add_argument('--teacher', choices=sorted(_TEACHER_C), default='tokens',
+                          help="distill's teacher: a logistic regression on the encoder's token "
+                               "unigrams and bigrams, or NBSVM on Transform's n-grams (the "
+                               "classifier's n-gram part)")
   run_parser.add_argument('--pooling', choices=('cls', 'mean'), default='cls')
   run_parser.add_argument('--positions', choices=('learned', 'sinusoid'), default='learned',
                           help='Initial position embeddings: random, or see _init_positions_sinusoidally')
