@@ -839,7 +839,8 @@ _CURVES = {'mlm': ('acc', None), 'halves': ('acc', None), 'distill': ('acc', Non
            'mlm_halves': ('first_lm_acc', ('halves_acc', 'halves_matched'))}
 
 
-# The hashed unigram and bigram features of `--teacher tokens`.
+# Columns of both teachers' features: `--teacher tokens` hashes into them, and `nbsvm` reads
+# Transform's n-gram buckets, as many as the default preset's.
 _TEACHER_BUCKETS = 2**20
 # Per `--teacher`, the inverse regularization strength of its logistic regression, chosen on
 # `eval`: tokens 89.2% at 10 (89.0%, 88.9% and 89.1% at 3, 30 and 100); nbsvm 91.8% at 0.1
@@ -889,7 +890,8 @@ def _teacher_features(data, ids, features, teacher: str) -> dict:
 
 
 def _distillation_targets(data, ids, labels, labeled, features, args, result):
-  """Per review of train+unsup (in that order), the target of `--objective distill`: its label
+  """Per review of train+unsup (in that order), the sentiment target of `--objective distill`
+  and `mlm_distill`: its label
   for the `labeled` rows of train, else the probability that it is positive by `--teacher`, a
   logistic regression fitted on those labeled rows (its `eval` accuracy goes to `result`)."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
