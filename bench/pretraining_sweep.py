@@ -142,16 +142,15 @@ VARIANTS = {
     'nbsvm_distill': '--objective distill --teacher nbsvm --pre_steps 1000 --pre_lr 5e-4 --checks 4 '
                      '--ngram_buckets 1048576 --separate_losses 1',
     'nbsvm_r': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1',
-    'nbsvm_distill_s1': '--objective distill --teacher nbsvm --pre_steps 1000 --pre_lr 5e-4 --checks 4 '
-                        '--ngram_buckets 1048576 --separate_losses 1 --seed 1',
-    'nbsvm_r_s1': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --seed 1',
-    'nbsvm_r_s2': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --seed 2',
     # As the pipeline could pretrain: masked-LM (its untied head and 1,500 steps of 64) with that
     # teacher's sentiment learned from [CLS] in the same encoder pass over the masked ids.
     'nbsvm_mlm_distill': '--objective mlm_distill --teacher nbsvm --untied 1 --pre_dropout 0 --checks 3 '
                          '--jit 1 --ngram_buckets 1048576 --separate_losses 1',
 }
 
+# The NBSVM variants' further seeds.
+VARIANTS.update({f'{name}_s{seed}': f'{VARIANTS[name]} --seed {seed}'
+                 for name, seeds in (('nbsvm_distill', (1,)), ('nbsvm_r', (1, 2))) for seed in seeds})
 
 # How a few-label variant's encoder starts: random, pretrained (`sweep --encoder`), from the
 # pretrained one's embeddings under random transformer layers, from all of it but a random
