@@ -226,14 +226,14 @@ VARIANTS.update(_few_label_variants())
 # From mlm_sentiment's encoder, fine-tuned on all of train as r_cls from a random one: its masking
 # weighs train's labels of words, so a few-label variant would know more labels than it fits.
 VARIANTS.update(_seeded_starts('sentiment_all_labels', '', ('p',), ft_steps=900))
-# Counted token embeddings under random layers, fine-tuned on all of train with the n-gram part
-# as nbsvm_r (seeds 0-2) from random ones: does their few-label gain survive the labels and the blend?
-VARIANTS.update(_seeded_starts('ngrams_all_labels', '--ngram_buckets 1048576 --separate_losses 1', ('svd',),
-                               ft_steps=900))
 # The few-label test of it: masking weighs only the labels of the 2,000 reviews that fine-tuning
 # fits (both seeds fit the same ones), from a random encoder and from that one's.
 VARIANTS['mlm_sentiment_labels2000'] = VARIANTS['mlm_sentiment'] + ' --train_reviews 2000'
 VARIANTS.update(_seeded_starts('sentiment_labels2000', '--train_reviews 2000 --label_seed 0', ('r', 'p')))
+# Counted token embeddings under random layers, fine-tuned on all of train with the n-gram part
+# as nbsvm_r (seeds 0-2) from random ones: does their few-label gain survive the labels and the blend?
+VARIANTS.update(_seeded_starts('ngrams_all_labels', '--ngram_buckets 1048576 --separate_losses 1', ('svd',),
+                               ft_steps=900))
 
 
 def export(transformed_examples: str, npz_path: str) -> None:
