@@ -47,13 +47,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 # name: arguments of `run`. r_ = random encoder, p_ = pretrained; _sN = seed N.
 VARIANTS = {
-    'r_cls': '--pre_steps 0', 'r_cls_s1': '--pre_steps 0 --seed 1', 'r_cls_s2': '--pre_steps 0 --seed 2',
+    'r_cls': '--pre_steps 0',
     'r_mean': '--pre_steps 0 --pooling mean',
-    'r_lr1e3': '--pre_steps 0 --ft_lr 1e-3', 'r_lr1e3_s1': '--pre_steps 0 --ft_lr 1e-3 --seed 1',
-    'r_lr1e3_s2': '--pre_steps 0 --ft_lr 1e-3 --seed 2',
-    'p_cls': '', 'p_cls_s1': '--seed 1', 'p_cls_s2': '--seed 2', 'p_mean': '--pooling mean',
-    'p_lr1e3': '--ft_lr 1e-3', 'p_lr1e3_s1': '--ft_lr 1e-3 --seed 1',
-    'p_lr1e3_s2': '--ft_lr 1e-3 --seed 2', 'p_cls_ftlr1e4': '--ft_lr 1e-4',
+    'r_lr1e3': '--pre_steps 0 --ft_lr 1e-3',
+    'p_cls': '', 'p_mean': '--pooling mean',
+    'p_lr1e3': '--ft_lr 1e-3', 'p_cls_ftlr1e4': '--ft_lr 1e-4',
     'p_d0_mean': '--pre_dropout 0 --ft_dropout 0.1 --pooling mean',
     'p_d0_lr1e3': '--pre_dropout 0 --ft_dropout 0.1 --ft_lr 1e-3',
     'p_lr3_cls': '--pre_lr 3e-3',
@@ -65,7 +63,7 @@ VARIANTS = {
     'p_long_d0_mean': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --pooling mean --checks 12',
     # The masked-LM head with an output projection of its own, as the pipeline's now; the
     # variants above tie it to the token embedding, as the pipeline did when they were measured.
-    'p_untied': '--untied 1', 'p_untied_s1': '--untied 1 --seed 1', 'p_untied_s2': '--untied 1 --seed 2',
+    'p_untied': '--untied 1',
     'p_long_untied': '--untied 1 --pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4',
     'h64_r': '--pre_steps 0 --hidden 64 --inter 256',
     'h64_p': '--pre_steps 3800 --hidden 64 --inter 256 --pre_dropout 0 --ft_dropout 0.1 --checks 8',
@@ -73,23 +71,12 @@ VARIANTS = {
     # With the classifier's naive-Bayes n-gram part (2^20 buckets, as the default preset).
     'ng_only': '--pre_steps 0 --ngram_buckets 1048576 --ngrams_only 1',
     'ng_r': '--pre_steps 0 --ngram_buckets 1048576',
-    'ng_r_s1': '--pre_steps 0 --ngram_buckets 1048576 --seed 1',
-    'ng_r_s2': '--pre_steps 0 --ngram_buckets 1048576 --seed 2',
-    'ng_p': '--ngram_buckets 1048576', 'ng_p_s1': '--ngram_buckets 1048576 --seed 1',
-    'ng_p_s2': '--ngram_buckets 1048576 --seed 2',
+    'ng_p': '--ngram_buckets 1048576',
     'ng_p_long': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576',
-    'ng_p_long_s1': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --seed 1',
-    'ng_p_long_s2': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --seed 2',
     # Each part with a loss of its own: the n-gram part cannot fit `train` for the encoder.
     'sep_r': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1',
-    'sep_r_s1': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --seed 1',
-    'sep_r_s2': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --seed 2',
     'sep_p': '--ngram_buckets 1048576 --separate_losses 1',
-    'sep_p_s1': '--ngram_buckets 1048576 --separate_losses 1 --seed 1',
-    'sep_p_s2': '--ngram_buckets 1048576 --separate_losses 1 --seed 2',
     'sep_p_long': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --separate_losses 1',
-    'sep_p_long_s1': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --separate_losses 1 --seed 1',
-    'sep_p_long_s2': '--pre_steps 6000 --pre_dropout 0 --ft_dropout 0.1 --checks 4 --ngram_buckets 1048576 --separate_losses 1 --seed 2',
     'sep_r_lr1e3': '--pre_steps 0 --ngram_buckets 1048576 --separate_losses 1 --ft_lr 1e-3',
     'sep_p_lr1e3': '--ngram_buckets 1048576 --separate_losses 1 --ft_lr 1e-3',
     # Levers against the plateau near 13% masked-token accuracy, which the default run's 1,500
@@ -135,7 +122,6 @@ VARIANTS = {
     # _distillation_targets) before it is fine-tuned on train's labels: 1,000 steps of 64 are
     # about one pass over the 75,000 reviews.
     'distill': '--objective distill --pre_steps 1000 --pre_lr 5e-4 --checks 4',
-    'distill_s1': '--objective distill --pre_steps 1000 --pre_lr 5e-4 --checks 4 --seed 1',
     # The same with NBSVM on Transform's n-grams as the teacher (the classifier's own n-gram
     # part, fitted by scikit-learn), then fine-tuned as the pipeline does, each part on its own
     # loss, beside a random encoder fine-tuned so: whether the blend gains from such an encoder.
@@ -148,9 +134,14 @@ VARIANTS = {
                          '--jit 1 --ngram_buckets 1048576 --separate_losses 1',
 }
 
-# The NBSVM variants' further seeds.
-VARIANTS.update({f'{name}_s{seed}': f'{VARIANTS[name]} --seed {seed}'
-                 for name, seeds in (('nbsvm_distill', (1,)), ('nbsvm_r', (1, 2))) for seed in seeds})
+# Further seeds of the variants compared over seeds: NAME_sN is NAME with --seed N.
+_FURTHER_SEEDS = {
+    **dict.fromkeys(('r_cls', 'r_lr1e3', 'p_cls', 'p_lr1e3', 'p_untied', 'ng_r', 'ng_p', 'ng_p_long',
+                     'sep_r', 'sep_p', 'sep_p_long', 'nbsvm_r'), (1, 2)),
+    **dict.fromkeys(('distill', 'nbsvm_distill'), (1,)),
+}
+VARIANTS.update({f'{name}_s{seed}': f'{VARIANTS[name]} --seed {seed}'.strip()
+                 for name, seeds in _FURTHER_SEEDS.items() for seed in seeds})
 
 # How a few-label variant's encoder starts: random, pretrained (`sweep --encoder`), from the
 # pretrained one's embeddings under random transformer layers, from all of it but a random
