@@ -5,7 +5,7 @@ batches of the preset's shapes, without the pipeline: a few minutes instead of t
 comparing changes to the loop, the model or the thread settings. Same FLOP count and matmul
 peak as bench/run_benchmark.py.
 
-Usage: python bench/training_step.py [--preset default] [--steps 20]
+Usage: python bench/training_step.py [--preset default] [--steps 20] [--vocabulary_size N] [--name NAME]
 """
 
 import argparse
@@ -73,27 +73,36 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--preset', choices=sorted(configs.PRESETS), default='default')
   parser.add_argument('--steps', type=int, default=20, help='Steps per epoch')
+  parser.add_argument('--vocabulary_size', type=int,
+                      help="Instead of the preset's: how much of the step the masked-LM head's "
+                           'projection onto the vocabulary takes')
+  parser.add_argument('--name', help='Of the results files, bench/results/NAME.* '
+                                     '(default: training-step-PRESET)')
   args = parser.parse_args()
   preset = configs.PRESETS[args.preset]
+  if args.vocabulary_size:
+    preset = dataclasses.replace(preset, vocabulary_size=args.vocabulary_size)
   matmul = matmul_flops_per_second()
   seconds = seconds_per_step(preset, args.steps)
   achieved = mlm_training_flops_per_sequence(preset) * preset.pretraining.batch_size / seconds
-  result = {'preset': args.preset, 'date': datetime.datetime.now().isoformat(timespec='seconds'),
-            'machine': machine(), 'timed_steps': (EPOCHS - 1) * args.steps,
+  result = {'preset': args.preset, 'vocabulary_size': preset.vocabulary_size,
+            'date': datetime.datetime.now().isoformat(timespec='seconds'), 'machine': machine(), 'timed_steps': (EPOCHS - 1) * args.steps,
             'seconds_per_step': seconds,
             'tokens_per_second': preset.pretraining.batch_size * preset.sequence_length / seconds,
             'achieved_gflops': achieved / 1e9, 'matmul_gflops': matmul / 1e9,
             'flops_ratio': achieved / matmul}
-  table = (f"# MLM training step: preset `{args.preset}`, {result['date']}\n\n"
+  table = (f"# MLM training step: preset `{args.preset}`, vocabulary {preset.vocabulary_size:,}, "
+           f"{result['date']}\n\n"
            f"Machine: {result['machine']['cores']} cores, {result['machine']['cpu']}\n\n"
            '| measure | value |\n| --- | --- |\n'
            f"| seconds per step ({result['timed_steps']} timed) | {seconds:.3f} |\n"
            f"| tokens/s | {result['tokens_per_second']:.0f} |\n"
            f"| achieved / matmul FLOP/s | {result['flops_ratio']:.3f} "
            f"({result['achieved_gflops']:.1f} / {result['matmul_gflops']:.1f} GFLOP/s) |\n")
+  name = args.name or f'training-step-{args.preset}'
   RESULTS_DIR.mkdir(exist_ok=True)
-  (RESULTS_DIR / f'training-step-{args.preset}.json').write_text(json.dumps(result, indent=2))
-  (RESULTS_DIR / f'training-step-{args.preset}.md').write_text(table)
+  (RESULTS_DIR / f'{name}.json').write_text(json.dumps(result, indent=2))
+  (RESULTS_DIR / f'{name}.md').write_text(table)
   print(table)
   return 0
 
