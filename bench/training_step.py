@@ -63,7 +63,7 @@ def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> float:
                                    preset.pretraining.tie_word_embeddings)
   batches = _random_batches(preset)
   training.fit(model, batches, batches, fn_args, strategy,
-               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               loss=models.MaskedLMCrossEntropy(),
                metrics=[models.MaskedTokenAccuracy()])
   with open(os.path.join(fn_args.model_run_dir, training.TRAINING_STATS_FILE)) as stats_file:
     return json.load(stats_file)['seconds_per_step']

@@ -115,6 +115,41 @@ class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
     return self._intermediate_layer_norm(self._intermediate_dense(gathered))
 
 
+class MaskedLMCrossEntropy(keras.losses.Loss):
+  """Sparse categorical cross-entropy from logits, with the softmax's row max taken fast on XLA's CPU.
+
+  The same values and gradients as `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
+  XLA's CPU compiler runs a max over floats (which must propagate NaN) as scalar code: over the
+  `default` preset's 2,496 x 20,000 masked-LM logits it took 67 ms of a 0.74 s training step on a
+  2-core Xeon, a sum over them 12 ms. The max of integer keys that order as the floats do
+  (`_row_max`) gives the same shift in 12 ms.
+  """
+
+  def __init__(self, name: str = 'masked_lm_cross_entropy', **kwargs):
+    super().__init__(name=name, **kwargs)
+
+  def call(self, y_true, y_pred):
+    shift = keras.ops.stop_gradient(_row_max(y_pred))
+    shifted = y_pred - keras.ops.expand_dims(shift, -1)
+    labels = keras.ops.expand_dims(keras.ops.cast(y_true, 'int32'), -1)
+    label_logits = keras.ops.squeeze(keras.ops.take_along_axis(shifted, labels, axis=-1), -1)
+    return keras.ops.log(keras.ops.sum(keras.ops.exp(shifted), axis=-1)) - label_logits
+
+
+def _row_max(logits):
+  """The max of `logits` over its last axis; not NaN-propagating (a NaN logit makes the loss NaN anyway)."""
+  if keras.config.backend() != 'tensorflow':
+    return keras.ops.max(logits, axis=-1)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  # A float's bits as int32 order as the float does for positive floats and in reverse for
+  # negative ones; flipping all but the sign bit of the negative ones orders every key as its float.
+  # The flip is its own inverse.
+  def flip_negatives(bits):
+    return tf.bitwise.bitwise_xor(bits, tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 31), 0x7FFFFFFF))
+  keys = flip_negatives(tf.bitcast(tf.cast(logits, tf.float32), tf.int32))
+  return tf.cast(tf.bitcast(flip_negatives(tf.reduce_max(keys, axis=-1)), tf.float32), logits.dtype)
+
+
 class MaskedTokenAccuracy(keras.metrics.MeanMetricWrapper):
   """How often the label's logit is the highest: sparse categorical accuracy without argmax.
 

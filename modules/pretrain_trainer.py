@@ -60,7 +60,7 @@ def run_fn(fn_args: FnArgs) -> None:
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
       fn_args, tft_output, _MLM_KEYS, _masked_lm_batch)
   training.fit(model, train_dataset, eval_dataset, fn_args, strategy,
-               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               loss=models.MaskedLMCrossEntropy(),
                metrics=[models.MaskedTokenAccuracy()])
   with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
     model.export(model_dir, verbose=False)

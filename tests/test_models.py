@@ -4,6 +4,7 @@ import keras
 import keras_hub
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from modules import features, models
 
@@ -61,6 +62,35 @@ def test_masked_token_accuracy_is_sparse_categorical_accuracy_and_counts_a_tie_a
   ours.reset_state()
   ours.update_state(np.array([[7]]), tied)
   assert float(ours.result()) == 1.0
+
+
+@pytest.mark.parametrize('jit_compile', [False, True])
+def test_masked_lm_cross_entropy_has_the_values_and_gradients_of_keras_sparse_cross_entropy(jit_compile):
+  rng = np.random.default_rng(4)
+  labels = rng.integers(0, VOCABULARY_SIZE, (4, 5))
+  # Far apart: a softmax not shifted by the row's max would overflow. Every row's logits are
+  # negative in one row, positive in another, so that the max's keys are tried on both signs.
+  logits = (rng.normal(size=(4, 5, VOCABULARY_SIZE)) * 300).astype('float32')
+  logits[0] = -np.abs(logits[0]) - 1.0
+  logits[1] = np.abs(logits[1]) + 1.0
+  logits[2, 0, :3] = logits[2, 0].max() + 1.0  # A tie for the max.
+  weights = rng.integers(0, 2, (4, 5)).astype('float32')
+
+  def loss_and_gradient(loss):
+    variable = tf.Variable(logits)
+
+    @tf.function(jit_compile=jit_compile)
+    def run():
+      with tf.GradientTape() as tape:
+        value = loss(labels, variable, sample_weight=weights)
+      return value, tape.gradient(value, variable)
+    return [t.numpy() for t in run()]
+
+  ours = loss_and_gradient(models.MaskedLMCrossEntropy())
+  reference = loss_and_gradient(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  assert np.all(np.isfinite(reference[0])) and reference[0] > 1.0
+  np.testing.assert_allclose(ours[0], reference[0], rtol=1e-6)
+  np.testing.assert_allclose(ours[1], reference[1], rtol=1e-5, atol=1e-7)
 
 
 def _classifier_inputs(rng, ngram_buckets):
