@@ -16,7 +16,6 @@ import os
 import sys
 import tempfile
 
-import keras
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
@@ -86,7 +85,8 @@ def main() -> int:
   seconds = seconds_per_step(preset, args.steps)
   achieved = mlm_training_flops_per_sequence(preset) * preset.pretraining.batch_size / seconds
   result = {'preset': args.preset, 'vocabulary_size': preset.vocabulary_size,
-            'date': datetime.datetime.now().isoformat(timespec='seconds'), 'machine': machine(), 'timed_steps': (EPOCHS - 1) * args.steps,
+            'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'machine': machine(), 'timed_steps': (EPOCHS - 1) * args.steps,
             'seconds_per_step': seconds,
             'tokens_per_second': preset.pretraining.batch_size * preset.sequence_length / seconds,
             'achieved_gflops': achieved / 1e9, 'matmul_gflops': matmul / 1e9,

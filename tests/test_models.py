@@ -68,8 +68,8 @@ def test_masked_token_accuracy_is_sparse_categorical_accuracy_and_counts_a_tie_a
 def test_masked_lm_cross_entropy_has_the_values_and_gradients_of_keras_sparse_cross_entropy(jit_compile):
   rng = np.random.default_rng(4)
   labels = rng.integers(0, VOCABULARY_SIZE, (4, 5))
-  # Far apart: a softmax not shifted by the row's max would overflow. Every row's logits are
-  # negative in one row, positive in another, so that the max's keys are tried on both signs.
+  # Far apart: a softmax not shifted by the row's max would overflow. One row's logits all
+  # negative, another's all positive, so that the max's keys are tried on both signs.
   logits = (rng.normal(size=(4, 5, VOCABULARY_SIZE)) * 300).astype('float32')
   logits[0] = -np.abs(logits[0]) - 1.0
   logits[1] = np.abs(logits[1]) + 1.0
