@@ -161,6 +161,7 @@ def markdown(result: dict) -> str:
   mlm = result['mlm']
   lines = [f"# Benchmark: preset `{result['preset']}`, {result['date']}", '',
            f"Machine: {result['machine']['cores']} cores, {result['machine']['cpu']}", '',
+           f"Encoder: {_encoder_line(result['settings'])}", '',
            '| component | state | wall s |', '| --- | --- | --- |']
   lines += [f"| {c['component_id']} | {c['state']} | {c['seconds']:.1f} |"
             for c in result['components']]
@@ -185,6 +186,13 @@ def markdown(result: dict) -> str:
   if len(result['seeds']) > 1:
     lines += _seeds_table(result['seeds'])
   return '\n'.join(lines) + '\n'
+
+
+def _encoder_line(settings: dict) -> str:
+  encoder, pretraining = settings['encoder'], settings['pretraining']
+  return (f"{encoder['num_layers']} layers, {encoder['hidden_dim']} wide, {encoder['num_heads']} "
+          f"heads, feed-forward {encoder['intermediate_dim']}; {pretraining['steps']} MLM steps "
+          f"of {pretraining['batch_size']}")
 
 
 _SEED_COLUMNS = {'pretrained': 'test accuracy / AUC',
@@ -238,6 +246,7 @@ def main() -> int:
   achieved = flops_per_step / stats['seconds_per_step']
   result = {
       'preset': args.preset,
+      'settings': dataclasses.asdict(preset),
       'date': datetime.datetime.now().isoformat(timespec='seconds'),
       'machine': machine(),
       'matmul_gflops': matmul / 1e9,
