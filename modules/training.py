@@ -31,7 +31,9 @@ BACKUP_PROGRESS_FILE = 'progress.json'
 # XLA's CPU compiler rewrites each long reduction (a bias's gradient over the batch's tokens,
 # the softmax's max over the vocabulary) into a tree of reduce-windows, which run several times
 # slower on CPU than the reduction they replace: the `default` MLM step took 0.82-0.90 s with
-# them and 0.78 s without (medians of 35 steps, 2-core AMD EPYC). GPUs have a pass of their own.
+# them and 0.78 s without (medians of 35 steps, 2-core AMD EPYC), and 0.83-0.84 s with them and
+# 0.70-0.72 s without on a 2-core Intel Xeon with AVX-512 (three alternating runs each, with
+# `models.MaskedLMCrossEntropy`). GPUs have a pass of their own.
 _XLA_CPU_PLAIN_REDUCTIONS = '--xla_disable_hlo_passes=tree_reduction_rewriter'
 
 
