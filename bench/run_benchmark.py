@@ -157,6 +157,14 @@ def linear_baseline(examples_uri: str) -> dict:
           'auc': roc_auc_score(test_labels, scores), 'seconds': time.perf_counter() - start}
 
 
+def write_results(name: str, result: dict, table: str) -> None:
+  """Writes `bench/results/NAME.json` and `NAME.md`, and prints the table."""
+  RESULTS_DIR.mkdir(exist_ok=True)
+  (RESULTS_DIR / f'{name}.json').write_text(json.dumps(result, indent=2))
+  (RESULTS_DIR / f'{name}.md').write_text(table)
+  print(table)
+
+
 def markdown(result: dict) -> str:
   mlm = result['mlm']
   lines = [f"# Benchmark: preset `{result['preset']}`, {result['date']}", '',
@@ -281,11 +289,7 @@ def main() -> int:
       runs['no_pretraining'] = _headline(run_pipeline(
           args.preset, corpus_path, output_dir, pretrain_encoder=False, seed=seed).test_metrics)
     result['seeds'].append(runs)
-  RESULTS_DIR.mkdir(exist_ok=True)
-  name = args.name or args.preset
-  (RESULTS_DIR / f'{name}.json').write_text(json.dumps(result, indent=2))
-  (RESULTS_DIR / f'{name}.md').write_text(markdown(result))
-  print(markdown(result))
+  write_results(args.name or args.preset, result, markdown(result))
   return 0
 
 

@@ -21,8 +21,8 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import features, models, training
 from pipeline import configs
-from run_benchmark import (RESULTS_DIR, machine, matmul_flops_per_second,  # This folder's.
-                           mlm_training_flops_per_sequence)
+from run_benchmark import (machine, matmul_flops_per_second,  # This folder's.
+                           mlm_training_flops_per_sequence, write_results)
 
 EPOCHS = 3  # The first pays for tracing and XLA and is not timed.
 
@@ -84,7 +84,7 @@ def main() -> int:
   matmul = matmul_flops_per_second()
   seconds = seconds_per_step(preset, args.steps)
   achieved = mlm_training_flops_per_sequence(preset) * preset.pretraining.batch_size / seconds
-  result = {'preset': args.preset, 'vocabulary_size': preset.vocabulary_size,
+  result = {'preset': args.preset, 'settings': dataclasses.asdict(preset),
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
             'machine': machine(), 'timed_steps': (EPOCHS - 1) * args.steps,
             'seconds_per_step': seconds,
@@ -99,11 +99,7 @@ def main() -> int:
            f"| tokens/s | {result['tokens_per_second']:.0f} |\n"
            f"| achieved / matmul FLOP/s | {result['flops_ratio']:.3f} "
            f"({result['achieved_gflops']:.1f} / {result['matmul_gflops']:.1f} GFLOP/s) |\n")
-  name = args.name or f'training-step-{args.preset}'
-  RESULTS_DIR.mkdir(exist_ok=True)
-  (RESULTS_DIR / f'{name}.json').write_text(json.dumps(result, indent=2))
-  (RESULTS_DIR / f'{name}.md').write_text(table)
-  print(table)
+  write_results(args.name or f'training-step-{args.preset}', result, table)
   return 0
 
 
