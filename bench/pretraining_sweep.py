@@ -574,7 +574,7 @@ def _sampled_masked_lm(keras, models, features, encoder, masked_lm, negatives: i
       hidden = self.head.masked_hidden(sequence, positions)
       drawn = ops.floor(ops.exp(keras.random.uniform((negatives,), seed=self.seed_generator) * log_range)) - 1
       sampled = ops.cast(ops.clip(drawn, 0, vocabulary_size - 1), 'int64')
-      embeddings = ops.transpose(self.head.vocabulary_projection())  # A row per token.
+      embeddings = self.head.token_embedding.embeddings  # A row per token.
       bias = self.head._bias  # pylint: disable=protected-access
 
       def logits(vectors, ids):  # Less the log of each id's expected draws.

@@ -65,7 +65,7 @@ def build_masked_lm(encoder: keras_hub.models.BertBackbone, num_predictions: int
     encoder: The BERT encoder to pretrain.
     num_predictions: Masked positions per sequence.
     tie_word_embeddings: Project onto the vocabulary with the encoder's token embedding, as
-      BERT does; False gives the head an output projection of its own, so that pretraining
+      BERT does; False gives the head an output embedding of its own, so that pretraining
       does not shape the token embedding that fine-tuning starts from into a token predictor.
   """
   sequence_length = encoder.max_sequence_length
@@ -74,34 +74,47 @@ def build_masked_lm(encoder: keras_hub.models.BertBackbone, num_predictions: int
   sequence = _encode(encoder, token_ids)['sequence_output']
   logits = _FlatMaskedLMHead(
       vocabulary_size=encoder.vocabulary_size,
-      token_embedding=encoder.token_embedding if tie_word_embeddings else None,
+      token_embedding=encoder.token_embedding if tie_word_embeddings else _output_embedding(encoder),
       intermediate_activation='gelu',
       name='masked_lm_head')(sequence, mask_positions=positions)
   return keras.Model({features.TOKEN_IDS_KEY: token_ids, MASK_POSITIONS_INPUT: positions},
                      logits, name='masked_lm')
 
 
+def _output_embedding(encoder: keras_hub.models.BertBackbone) -> keras.layers.Embedding:
+  """The untied masked-LM head's projection onto the vocabulary: [vocabulary, width], as the
+  token embedding, not keras-hub's [width, vocabulary] kernel.
+
+  XLA's CPU compiler computes the gradient of a [vocabulary, width] projection as one matmul of
+  the logits' gradient and the hidden vectors; of a [width, vocabulary] one it multiplies them
+  in the other order, which its oneDNN call runs 1.6 times slower.
+  """
+  embedding = keras.layers.Embedding(
+      encoder.vocabulary_size, encoder.hidden_dim, embeddings_initializer='glorot_uniform',
+      name='masked_lm_output_embedding')
+  embedding.build()
+  return embedding
+
+
 class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
   """keras-hub's masked-LM head with its projection onto the vocabulary as one 2-D matmul.
 
-  Same weights and outputs. keras-hub multiplies [batch, predictions, width] by the transposed
-  token embedding (or its own kernel, untied); flattened to [batch * predictions, width], the
-  tied head's forward and backward took 0.35 s instead of 0.57 s per `default` training step
-  on a 2-core CPU.
+  The same outputs and gradients as keras-hub's head given the same weights (untied, its kernel
+  is the transpose of `_output_embedding`'s). keras-hub multiplies [batch, predictions, width]
+  by the transposed token embedding (or its own kernel, untied); flattened to [batch *
+  predictions, width], the tied head's forward and backward took 0.35 s instead of 0.57 s per
+  `default` training step on a 2-core CPU. Its bias's gradient is a matmul (`_add_bias`).
   """
 
   def call(self, inputs, mask_positions):
     hidden = self.masked_hidden(inputs, mask_positions)
     flat = keras.ops.reshape(hidden, (-1, keras.ops.shape(hidden)[-1]))
-    logits = keras.ops.matmul(flat, self.vocabulary_projection())
-    logits = keras.ops.cast(logits, self.compute_dtype) + self._bias
+    # The token embedding (the encoder's, tied, or `_output_embedding`), transposed. It and the
+    # bias are cast by hand: neither is cast to a mixed-precision policy's compute dtype here.
+    projection = keras.ops.transpose(keras.ops.cast(self.token_embedding.embeddings, self.compute_dtype))
+    logits = keras.ops.matmul(flat, projection)
+    logits = _add_bias(logits, keras.ops.cast(self._bias, self.compute_dtype))
     return keras.ops.reshape(logits, (-1, keras.ops.shape(hidden)[1], self.vocabulary_size))
-
-  def vocabulary_projection(self):
-    """[width, vocabulary]: the transposed token embedding (tied) or the head's own kernel."""
-    if self.token_embedding is not None:
-      return keras.ops.transpose(self.token_embedding.embeddings)
-    return self._kernel
 
   def masked_hidden(self, inputs, mask_positions):
     """[batch, predictions, width]: the head's hidden vectors at the masked positions of the
@@ -115,25 +128,53 @@ class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
     return self._intermediate_layer_norm(self._intermediate_dense(gathered))
 
 
+@keras.ops.custom_gradient
+def _add_bias(rows, bias):
+  """`rows` ([rows, vocabulary]) + `bias`, with the bias's gradient summed over the rows by a matmul.
+
+  XLA's CPU compiler sums the 2,496 x 20,000 gradient of the `default` preset's masked-LM logits
+  over the rows on one core: 33 ms of a 0.7 s step on a 2-core Xeon, against 21 ms for a matmul
+  by rows of ones. Eight rows, not one: XLA fuses a matrix-vector product into the loop that
+  computes the gradient, which then took a second.
+  """
+  def gradient(*args, upstream=None):
+    upstream = args[0] if upstream is None else upstream
+    ones = keras.ops.ones((8, keras.ops.shape(upstream)[0]), upstream.dtype)
+    return upstream, keras.ops.matmul(ones, upstream)[0]
+  return rows + bias, gradient
+
+
 class MaskedLMCrossEntropy(keras.losses.Loss):
-  """Sparse categorical cross-entropy from logits, with the softmax's row max taken fast on XLA's CPU.
+  """Sparse categorical cross-entropy from logits, computed for XLA's CPU compiler.
 
   The same values and gradients as `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
   XLA's CPU compiler runs a row max over floats several times slower than a row sum: over the
   `default` preset's 2,496 x 20,000 masked-LM logits the max took 67 ms of a 0.74 s training step
   on a 2-core Xeon, a sum 12 ms. The max of integer keys that order as the floats do (`_row_max`)
-  gives the same shift in 12 ms.
+  gives the same shift in 12 ms. The gradient, softmax minus one-hot, is written out: derived by
+  XLA, the label logit's gradient filled a zero tensor of the logits' size (12 ms more).
   """
 
   def __init__(self, name: str = 'masked_lm_cross_entropy', **kwargs):
     super().__init__(name=name, **kwargs)
 
   def call(self, y_true, y_pred):
-    shift = keras.ops.stop_gradient(_row_max(y_pred))
-    shifted = y_pred - keras.ops.expand_dims(shift, -1)
-    labels = keras.ops.expand_dims(keras.ops.cast(y_true, 'int32'), -1)
-    label_logits = keras.ops.squeeze(keras.ops.take_along_axis(shifted, labels, axis=-1), -1)
-    return keras.ops.log(keras.ops.sum(keras.ops.exp(shifted), axis=-1)) - label_logits
+    labels = keras.ops.cast(y_true, 'int32')
+
+    @keras.ops.custom_gradient
+    def cross_entropy(logits):
+      shift = _row_max(logits)
+      exps = keras.ops.exp(logits - keras.ops.expand_dims(shift, -1))
+      sums = keras.ops.sum(exps, axis=-1)
+      label_logits = keras.ops.squeeze(
+          keras.ops.take_along_axis(logits, keras.ops.expand_dims(labels, -1), axis=-1), -1)
+
+      def gradient(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(logits)[-1], dtype=logits.dtype)
+        return (exps / keras.ops.expand_dims(sums, -1) - one_hot) * keras.ops.expand_dims(upstream, -1)
+      return keras.ops.log(sums) + shift - label_logits, gradient
+    return cross_entropy(y_pred)
 
 
 def _row_max(logits):

@@ -17,8 +17,9 @@ def _token_ids(rng, batch=3):
   return rng.integers(features.NUM_SPECIAL_TOKENS, VOCABULARY_SIZE, (batch, SEQUENCE_LENGTH))
 
 
+@pytest.mark.parametrize('jit_compile', [False, True])
 @pytest.mark.parametrize('tied', [True, False])
-def test_masked_lm_head_computes_what_keras_hubs_does(tied):
+def test_masked_lm_head_computes_what_keras_hubs_does_with_the_same_gradients(tied, jit_compile):
   rng = np.random.default_rng(0)
   encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
   masked_lm = models.build_masked_lm(encoder, num_predictions=4, tie_word_embeddings=tied)
@@ -26,20 +27,51 @@ def test_masked_lm_head_computes_what_keras_hubs_does(tied):
   reference = keras_hub.layers.MaskedLMHead(
       vocabulary_size=VOCABULARY_SIZE, token_embedding=encoder.token_embedding if tied else None,
       intermediate_activation='gelu')
-  sequence = rng.normal(size=(3, SEQUENCE_LENGTH, ENCODER['hidden_dim'])).astype('float32')
+  sequence = tf.constant(rng.normal(size=(3, SEQUENCE_LENGTH, ENCODER['hidden_dim'])), tf.float32)
   positions = rng.integers(0, SEQUENCE_LENGTH, (3, 4))
   reference(sequence, mask_positions=positions)
   for weight in ours.weights:  # Random, so that a mix-up of weights shows.
     weight.assign(rng.normal(size=weight.shape))
-  for weight, source in zip(reference.weights, ours.weights):
-    weight.assign(source)
-  np.testing.assert_allclose(ours(sequence, mask_positions=positions),
-                             reference(sequence, mask_positions=positions), rtol=1e-5, atol=1e-5)
-  # Untied, the token embedding is the encoder's alone and the head projects with a kernel of its own.
+  # Untied, the token embedding is the encoder's alone and the head projects with an output
+  # embedding of its own, [vocabulary, width], where keras-hub's kernel is [width, vocabulary].
+  projection = ours.token_embedding
+  assert (projection is encoder.token_embedding) == tied
   shares_embedding = any(weight is encoder.token_embedding.embeddings for weight in ours.weights)
   assert shares_embedding == tied
-  kernels = [weight.shape for weight in ours.weights if weight.name == 'output_kernel']
-  assert kernels == ([] if tied else [(ENCODER['hidden_dim'], VOCABULARY_SIZE)])
+  assert any(weight is projection.embeddings for weight in ours.weights)
+  assert projection.embeddings.shape == (VOCABULARY_SIZE, ENCODER['hidden_dim'])
+  if not tied:
+    reference._kernel.assign(tf.transpose(projection.embeddings))  # pylint: disable=protected-access
+  for layer in ('_intermediate_dense', '_intermediate_layer_norm'):
+    getattr(reference, layer).set_weights(getattr(ours, layer).get_weights())
+  reference._bias.assign(ours._bias)  # pylint: disable=protected-access
+  # Gradients of a random weighing of the logits, so that each logit's gradient counts.
+  upstream = tf.constant(rng.normal(size=(3, 4, VOCABULARY_SIZE)), tf.float32)
+
+  def logits_and_gradients(head, projection_weight):
+    weights = [weight for weight in head.trainable_weights if weight is not projection_weight]
+
+    @tf.function(jit_compile=jit_compile)
+    def run():
+      with tf.GradientTape() as tape:
+        tape.watch(sequence)
+        logits = head(sequence, mask_positions=positions)
+        total = tf.reduce_sum(logits * upstream)
+      gradients = tape.gradient(total, [sequence, projection_weight] + weights)
+      return logits, gradients
+    logits, gradients = run()
+    gradients[1] = tf.reshape(gradients[1], projection.embeddings.shape) if tied else gradients[1]
+    return logits.numpy(), [gradient.numpy() for gradient in gradients]
+
+  our_logits, our_gradients = logits_and_gradients(ours, projection.embeddings)
+  reference_logits, reference_gradients = logits_and_gradients(
+      reference, projection.embeddings if tied else reference._kernel)  # pylint: disable=protected-access
+  if not tied:
+    reference_gradients[1] = reference_gradients[1].T
+  np.testing.assert_allclose(our_logits, reference_logits, rtol=1e-5, atol=1e-5)
+  assert len(our_gradients) == len(reference_gradients) == 7
+  for our_gradient, reference_gradient in zip(our_gradients, reference_gradients):
+    np.testing.assert_allclose(our_gradient, reference_gradient, rtol=1e-4, atol=1e-4)
 
 
 def test_masked_token_accuracy_is_sparse_categorical_accuracy_and_counts_a_tie_as_a_hit():
