@@ -166,8 +166,7 @@ class MaskedLMCrossEntropy(keras.losses.Loss):
       shift = _row_max(logits)
       exps = keras.ops.exp(logits - keras.ops.expand_dims(shift, -1))
       sums = keras.ops.sum(exps, axis=-1)
-      label_logits = keras.ops.squeeze(
-          keras.ops.take_along_axis(logits, keras.ops.expand_dims(labels, -1), axis=-1), -1)
+      label_logits = _label_logits(labels, logits)
 
       def gradient(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
@@ -209,9 +208,13 @@ class MaskedTokenAccuracy(keras.metrics.MeanMetricWrapper):
 
 def _label_logit_is_highest(labels, logits):
   """1.0 where the label's logit is the highest of `logits` ([..., vocabulary]), else 0.0."""
-  labels = keras.ops.expand_dims(keras.ops.cast(labels, 'int32'), -1)
-  label_logits = keras.ops.squeeze(keras.ops.take_along_axis(logits, labels, axis=-1), -1)
+  label_logits = _label_logits(keras.ops.cast(labels, 'int32'), logits)
   return keras.ops.cast(label_logits >= keras.ops.max(logits, axis=-1), 'float32')
+
+
+def _label_logits(labels, logits):
+  """[...]: each label's logit, from `logits` ([..., vocabulary]) and int32 `labels` ([...])."""
+  return keras.ops.squeeze(keras.ops.take_along_axis(logits, keras.ops.expand_dims(labels, -1), axis=-1), -1)
 
 
 def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float,
