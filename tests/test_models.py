@@ -73,6 +73,50 @@ def test_masked_lm_head_computes_what_keras_hubs_does_with_the_same_gradients(ti
     np.testing.assert_allclose(our_gradient, reference_gradient, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('tied', [True, False])
+def test_under_mixed_bfloat16_xla_multiplies_the_heads_matrices_in_bfloat16(tied):
+  # Shapes at which XLA's CPU compiler hands the head's matmuls to oneDNN: the `default` preset's
+  # width and masked positions per batch (64 x 39), a smaller vocabulary.
+  config = {**ENCODER, 'hidden_dim': 128, 'intermediate_dim': 256}
+  encoder = models.build_encoder(2_000, SEQUENCE_LENGTH, config, dtype_policy='mixed_bfloat16')
+  masked_lm = models.build_masked_lm(encoder, num_predictions=39, tie_word_embeddings=tied)
+  rng = np.random.default_rng(5)
+  model_inputs = {features.TOKEN_IDS_KEY: tf.constant(_token_ids(rng, batch=64)),
+                  models.MASK_POSITIONS_INPUT: tf.constant(rng.integers(0, SEQUENCE_LENGTH, (64, 39)))}
+
+  def logits_and_gradients(model_inputs):
+    with tf.GradientTape() as tape:
+      logits = masked_lm(model_inputs, training=True)
+      total = tf.reduce_sum(logits * logits)
+    return logits, tape.gradient(total, masked_lm.trainable_variables)
+
+  hlo = tf.function(logits_and_gradients, jit_compile=True).experimental_get_compiler_ir(
+      model_inputs)(stage='optimized_hlo')
+  # The head's matmuls and their gradients: those whose result has 2,496 rows (the masked
+  # positions) or 2,000 (the vocabulary). Each in bfloat16, the logits' first.
+  dots = [line.split('=', 1)[1].split('(')[0].split()[0] for line in hlo.splitlines()
+          if ' dot(' in line or '__onednn$matmul' in line]
+  head_dots = [shape.split('{')[0] for shape in dots if shape.split('[')[1].startswith(('2496,', '2000,'))]
+  assert 'bf16[2496,2000]' in head_dots, dots
+  assert all(shape.startswith('bf16[') for shape in head_dots), head_dots
+  logits, _ = logits_and_gradients(model_inputs)
+  assert logits.dtype == tf.float32
+
+
+def test_an_encoder_in_float32_computes_what_it_did_in_bfloat16_with_the_same_weights():
+  mixed = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dtype_policy='mixed_bfloat16')
+  single = models.in_float32(mixed)
+  assert models.in_float32(single) is single
+  token_ids = _token_ids(np.random.default_rng(6))
+  outputs = [encoder({'token_ids': token_ids, 'segment_ids': np.zeros_like(token_ids),
+                      'padding_mask': np.ones_like(token_ids)})['sequence_output'] for encoder in (mixed, single)]
+  assert (outputs[0].dtype, outputs[1].dtype) == (tf.bfloat16, tf.float32)
+  for weight, copied in zip(mixed.weights, single.weights, strict=True):
+    assert weight.dtype == copied.dtype == 'float32'
+    np.testing.assert_array_equal(weight.numpy(), copied.numpy())
+  np.testing.assert_allclose(tf.cast(outputs[0], tf.float32), outputs[1], atol=0.1)
+
+
 def test_masked_token_accuracy_is_sparse_categorical_accuracy_and_counts_a_tie_as_a_hit():
   rng = np.random.default_rng(3)
   labels = rng.integers(0, VOCABULARY_SIZE, (4, 5))
