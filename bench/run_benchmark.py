@@ -1,7 +1,8 @@
 """Benchmark: runs the pipeline with a preset and writes bench/results/PRESET.{json,md} (or --name).
 
 Measures, in one run on this machine: per-component wall time; MLM training speed (tokens/s and
-achieved FLOP/s ÷ fp32 matmul FLOP/s measured here); masked-token accuracy; the classifier's
+achieved FLOP/s ÷ fp32 matmul FLOP/s measured here, beside bfloat16's; the dtype policy it
+trained in); masked-token accuracy; the classifier's
 test accuracy and AUC from the Evaluator, and each of its parts' accuracy on `eval` and `test`;
 the same classifier without pretraining; a TF-IDF logistic-regression baseline on the same
 splits; and the fill-mask probe. With several `--seeds`, the classifier is fine-tuned once per
@@ -43,10 +44,10 @@ def machine() -> dict:
           'versions': {name: package_metadata.version(name) for name in PACKAGES}}
 
 
-def matmul_flops_per_second(size: int = 2048, repeats: int = 20) -> float:
-  """Best fp32 matmul throughput of this machine, all cores."""
-  a = tf.random.normal([size, size])
-  b = tf.random.normal([size, size])
+def matmul_flops_per_second(dtype: tf.DType = tf.float32, size: int = 2048, repeats: int = 20) -> float:
+  """Best matmul throughput of this machine in `dtype`, all cores."""
+  a = tf.cast(tf.random.normal([size, size]), dtype)
+  b = tf.cast(tf.random.normal([size, size]), dtype)
   matmul = tf.function(lambda x, y: tf.matmul(x, y))
   matmul(a, b).numpy()
   times = []
@@ -176,8 +177,7 @@ def markdown(result: dict) -> str:
   lines += ['', '| measure | value |', '| --- | --- |',
             f"| pipeline wall time, ingest to push | {result['pipeline_seconds']:.0f} s |",
             f"| MLM tokens/s | {mlm['tokens_per_second']:.0f} |",
-            f"| MLM achieved / matmul FLOP/s | {mlm['flops_ratio']:.3f} "
-            f"({mlm['achieved_gflops']:.1f} / {result['matmul_gflops']:.1f} GFLOP/s) |",
+            mlm_speed_row(mlm, result),
             f"| masked-token accuracy (eval) | {mlm['masked_accuracy']:.4f} |",
             f"| classifier test accuracy / AUC | {result['classifier']['binary_accuracy']:.4f} / "
             f"{result['classifier']['auc']:.4f} |",
@@ -194,6 +194,19 @@ def markdown(result: dict) -> str:
   if len(result['seeds']) > 1:
     lines += _seeds_table(result['seeds'])
   return '\n'.join(lines) + '\n'
+
+
+def mlm_speed_row(speed: dict, peaks: dict) -> str:
+  """The MLM's FLOP/s ratio against fp32 matmuls, naming the dtype policy it trained in and
+  beside bfloat16's matmul peak.
+
+  Args:
+    speed: `dtype_policies`, `flops_ratio` and `achieved_gflops` of the MLM training.
+    peaks: `matmul_gflops` (fp32) and `bfloat16_matmul_gflops` of this machine.
+  """
+  return (f"| MLM achieved / fp32 matmul FLOP/s, {', '.join(speed['dtype_policies'])} | "
+          f"{speed['flops_ratio']:.3f} ({speed['achieved_gflops']:.1f} / {peaks['matmul_gflops']:.1f} "
+          f"GFLOP/s; bfloat16 matmuls: {peaks['bfloat16_matmul_gflops']:.1f}) |")
 
 
 def _encoder_line(settings: dict) -> str:
@@ -246,6 +259,7 @@ def main() -> int:
   seeds = args.seeds or [preset.fine_tuning.seed]
 
   matmul = matmul_flops_per_second()
+  bfloat16_matmul = matmul_flops_per_second(tf.bfloat16)
   start = time.perf_counter()
   run = run_pipeline(args.preset, corpus_path, output_dir, pretrain_encoder=True, seed=seeds[0])
   pipeline_seconds = time.perf_counter() - start
@@ -258,10 +272,12 @@ def main() -> int:
       'date': datetime.datetime.now().isoformat(timespec='seconds'),
       'machine': machine(),
       'matmul_gflops': matmul / 1e9,
+      'bfloat16_matmul_gflops': bfloat16_matmul / 1e9,
       'components': [dataclasses.asdict(component) for component in run.components],
       'pipeline_seconds': pipeline_seconds,
       'example_counts': run.example_counts,
       'mlm': {
+          'dtype_policies': stats['dtype_policies'],
           'seconds_per_step': stats['seconds_per_step'],
           'tokens_per_second': preset.pretraining.batch_size * preset.sequence_length
                                / stats['seconds_per_step'],

@@ -5,7 +5,8 @@ batches of the preset's shapes, without the pipeline: a few minutes instead of t
 comparing changes to the loop, the model or the thread settings. Same FLOP count and matmul
 peak as bench/run_benchmark.py.
 
-Usage: python bench/training_step.py [--preset default] [--steps 20] [--vocabulary_size N] [--name NAME]
+Usage: python bench/training_step.py [--preset default] [--steps 20] [--vocabulary_size N]
+                                     [--dtype_policy POLICY] [--name NAME]
 """
 
 import argparse
@@ -22,7 +23,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from modules import features, models, training
 from pipeline import configs
 from run_benchmark import (machine, matmul_flops_per_second,  # This folder's.
-                           mlm_training_flops_per_sequence, write_results)
+                           mlm_speed_row, mlm_training_flops_per_sequence, write_results)
 
 EPOCHS = 3  # The first pays for tracing and XLA and is not timed.
 
@@ -46,8 +47,8 @@ def _random_batches(preset: configs.Preset) -> tf.data.Dataset:
   return tf.data.Dataset.from_tensors(draw()).repeat()
 
 
-def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> float:
-  """Mean seconds of a timed MLM training step of `training.fit`."""
+def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> dict:
+  """`training.fit`'s statistics of the MLM training: mean seconds of a timed step, dtype policies."""
   strategy = training.distribution_strategy()
   workdir = tempfile.mkdtemp(prefix='training-step-')
   config = {**dataclasses.asdict(preset.encoder), **dataclasses.asdict(preset.pretraining),
@@ -57,7 +58,8 @@ def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> float:
                    model_run_dir=os.path.join(workdir, 'run'),
                    serving_model_dir=os.path.join(workdir, 'model'))
   with strategy.scope():
-    encoder = models.build_encoder(preset.vocabulary_size, preset.sequence_length, config)
+    encoder = models.build_encoder(preset.vocabulary_size, preset.sequence_length, config,
+                                   training.dtype_policy(preset.pretraining.dtype_policy))
     model = models.build_masked_lm(encoder, features.max_predictions(preset.sequence_length),
                                    preset.pretraining.tie_word_embeddings)
   batches = _random_batches(preset)
@@ -65,7 +67,7 @@ def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> float:
                loss=models.MaskedLMCrossEntropy(),
                metrics=[models.MaskedTokenAccuracy()])
   with open(os.path.join(fn_args.model_run_dir, training.TRAINING_STATS_FILE)) as stats_file:
-    return json.load(stats_file)['seconds_per_step']
+    return json.load(stats_file)
 
 
 def main() -> int:
@@ -75,21 +77,29 @@ def main() -> int:
   parser.add_argument('--vocabulary_size', type=int,
                       help="Instead of the preset's: how much of the step the masked-LM head's "
                            'projection onto the vocabulary takes')
+  parser.add_argument('--dtype_policy', choices=configs.DTYPE_POLICIES,
+                      help="Instead of the preset's pretraining dtype policy")
   parser.add_argument('--name', help='Of the results files, bench/results/NAME.* '
                                      '(default: training-step-PRESET)')
   args = parser.parse_args()
   preset = configs.PRESETS[args.preset]
   if args.vocabulary_size:
     preset = dataclasses.replace(preset, vocabulary_size=args.vocabulary_size)
+  if args.dtype_policy:
+    preset = dataclasses.replace(
+        preset, pretraining=dataclasses.replace(preset.pretraining, dtype_policy=args.dtype_policy))
   matmul = matmul_flops_per_second()
-  seconds = seconds_per_step(preset, args.steps)
+  bfloat16_matmul = matmul_flops_per_second(tf.bfloat16)
+  stats = seconds_per_step(preset, args.steps)
+  seconds = stats['seconds_per_step']
   achieved = mlm_training_flops_per_sequence(preset) * preset.pretraining.batch_size / seconds
   result = {'preset': args.preset, 'settings': dataclasses.asdict(preset),
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
             'machine': machine(), 'timed_steps': (EPOCHS - 1) * args.steps,
             'seconds_per_step': seconds,
             'tokens_per_second': preset.pretraining.batch_size * preset.sequence_length / seconds,
-            'achieved_gflops': achieved / 1e9, 'matmul_gflops': matmul / 1e9,
+            'dtype_policies': stats['dtype_policies'], 'achieved_gflops': achieved / 1e9,
+            'matmul_gflops': matmul / 1e9, 'bfloat16_matmul_gflops': bfloat16_matmul / 1e9,
             'flops_ratio': achieved / matmul}
   table = (f"# MLM training step: preset `{args.preset}`, vocabulary {preset.vocabulary_size:,}, "
            f"{result['date']}\n\n"
@@ -97,8 +107,7 @@ def main() -> int:
            '| measure | value |\n| --- | --- |\n'
            f"| seconds per step ({result['timed_steps']} timed) | {seconds:.3f} |\n"
            f"| tokens/s | {result['tokens_per_second']:.0f} |\n"
-           f"| achieved / matmul FLOP/s | {result['flops_ratio']:.3f} "
-           f"({result['achieved_gflops']:.1f} / {result['matmul_gflops']:.1f} GFLOP/s) |\n")
+           f"{mlm_speed_row(result, result)}\n")
   write_results(args.name or f'training-step-{args.preset}', result, table)
   return 0
 

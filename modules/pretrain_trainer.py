@@ -39,7 +39,8 @@ def run_fn(fn_args: FnArgs) -> None:
 
   Args:
     fn_args: TFX Trainer arguments. `custom_config` holds the encoder's size and dropout (see
-      `models.build_encoder`), `tie_word_embeddings` (see `models.build_masked_lm`),
+      `models.build_encoder`), `dtype_policy` (see `training.dtype_policy`; the encoder is
+      saved in float32 whatever it trained in), `tie_word_embeddings` (see `models.build_masked_lm`),
       `batch_size`, `seed` and the `training.fit` settings, and `warm_start_model`: the blessed
       classifier that scheduled retraining continues from, if any; then pretraining is
       skipped (see `_skip`).
@@ -53,7 +54,8 @@ def run_fn(fn_args: FnArgs) -> None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   with strategy.scope():
-    encoder = models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config)
+    encoder = models.build_encoder(*inputs.encoder_shape(tft_output), fn_args.custom_config,
+                                   training.dtype_policy(fn_args.custom_config['dtype_policy']))
     model = models.build_masked_lm(
         encoder, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY),
         fn_args.custom_config['tie_word_embeddings'])
@@ -64,4 +66,4 @@ def run_fn(fn_args: FnArgs) -> None:
                metrics=[models.MaskedTokenAccuracy()])
   with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
     model.export(model_dir, verbose=False)
-    encoder.save(os.path.join(model_dir, models.ENCODER_FILE))
+    models.in_float32(encoder).save(os.path.join(model_dir, models.ENCODER_FILE))

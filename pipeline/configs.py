@@ -21,6 +21,11 @@ class EncoderConfig:
   intermediate_dim: int
 
 
+# Keras dtype policies a Trainer may train in; 'auto' is the faster of the others on the
+# machine that trains (see `training.dtype_policy`).
+DTYPE_POLICIES = ('float32', 'mixed_bfloat16', 'auto')
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
   """One Trainer's schedule: `steps` of `batch_size`, validated `epochs` times."""
@@ -42,6 +47,13 @@ class TrainingConfig:
   # and its previous version), and fine-tuned on 2,000 labeled reviews 74.9% on eval instead of
   # 71.5% (bench/results/few-labels*.md).
   tie_word_embeddings: bool = False
+  # One of DTYPE_POLICIES: what pretraining computes in (unused by fine-tuning, which computes
+  # in float32).
+  dtype_policy: str = 'float32'
+
+  def __post_init__(self):
+    if self.dtype_policy not in DTYPE_POLICIES:
+      raise ValueError(f'dtype_policy must be one of {", ".join(DTYPE_POLICIES)}, not {self.dtype_policy!r}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +108,8 @@ PRESETS = {
         # time per step (1.16 -> 1.08 s, bench/training_step.py), and in the GPU sweep the fine-tuned
         # encoder scored the same (bench/results/pretraining-sweep-h100.md: p_d0_lr1e3, p_lr1e3).
         pretraining=TrainingConfig(steps=1_500, eval_steps=20, batch_size=64, epochs=5,
-                                   learning_rate=1e-3, jit_compile=True, dropout=0.0),
+                                   learning_rate=1e-3, jit_compile=True, dropout=0.0,
+                                   dtype_policy='auto'),
         # 40 batches of 64 cover all of `eval` (2,325 reviews of the full corpus; the first 235
         # are read twice): the best epoch and the blend are chosen on all of it.
         fine_tuning=TrainingConfig(steps=900, eval_steps=40, batch_size=64, epochs=6,

@@ -1,13 +1,16 @@
 """The Trainers' run_fns: what a seed fixes, and how fine-tuning takes over the pretrained encoder."""
 
+import json
 import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import classifier_trainer, inputs, models, training
+from modules import classifier_trainer, features, inputs, models, pretrain_trainer, training
+from pipeline import configs
 from tests.conftest import trainer_fn_args
 
 
@@ -42,4 +45,31 @@ def test_fine_tuning_starts_from_the_pretrained_weights_with_its_own_dropout(tra
   encoder = next(layer for layer in classifier.layers if isinstance(layer, type(pretrained)))
   assert encoder.dropout == 0.3
   for weight, pretrained_weight in zip(encoder.get_weights(), pretrained.get_weights(), strict=True):
+    np.testing.assert_array_equal(weight, pretrained_weight)
+
+
+def test_pretraining_in_bfloat16_saves_a_float32_encoder_that_fine_tuning_starts_from(transformed):
+  workdir, transform_dir = transformed
+  fn_args = trainer_fn_args(workdir, transform_dir, 'bfloat16', epochs=1, steps_per_epoch=2)
+  fn_args['custom_config']['dtype_policy'] = 'mixed_bfloat16'
+  pretrain_trainer.run_fn(FnArgs(**fn_args))
+
+  with open(os.path.join(fn_args['model_run_dir'], training.TRAINING_STATS_FILE)) as stats:
+    assert json.load(stats)['dtype_policies'] == ['mixed_bfloat16']
+  masked_lm = tf.saved_model.load(fn_args['serving_model_dir'])
+  length = inputs.sequence_length(tft.TFTransformOutput(transform_dir), features.MLM_POSITIONS_KEY)
+  logits = masked_lm.serve({
+      features.TOKEN_IDS_KEY: tf.fill([1, configs.PRESETS['smoke'].sequence_length], tf.constant(features.MASK_ID, tf.int64)),
+      models.MASK_POSITIONS_INPUT: tf.zeros([1, length], tf.int64)})
+  assert logits.dtype == tf.float32
+  encoder = keras.saving.load_model(os.path.join(fn_args['serving_model_dir'], models.ENCODER_FILE))
+  assert {layer.compute_dtype for layer in encoder._flatten_layers()} == {'float32'}
+
+  fine_tuning = trainer_fn_args(workdir, transform_dir, 'from-bfloat16', epochs=1, steps_per_epoch=1)
+  classifier = classifier_trainer._classifier(
+      FnArgs(**fine_tuning, base_model=fn_args['serving_model_dir']),
+      tft.TFTransformOutput(transform_dir), vocabulary=[])
+  assert {layer.compute_dtype for layer in classifier._flatten_layers()} == {'float32'}
+  fine_tuned = next(layer for layer in classifier.layers if isinstance(layer, type(encoder)))
+  for weight, pretrained_weight in zip(fine_tuned.get_weights(), encoder.get_weights(), strict=True):
     np.testing.assert_array_equal(weight, pretrained_weight)
