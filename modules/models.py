@@ -1,6 +1,6 @@
 """Keras 3 models: the BERT encoder (keras-hub), its masked-LM head and the classifier."""
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import keras
 import keras_hub
@@ -30,7 +30,7 @@ PRETRAINING_SKIPPED_FILE = 'pretraining_skipped.json'
 
 
 def build_encoder(vocabulary_size: int, sequence_length: int, config: Dict[str, Any],
-                  dtype_policy: str = 'float32') -> keras_hub.models.BertBackbone:
+                  dtype_policy: Optional[str] = None) -> keras_hub.models.BertBackbone:
   """A randomly initialized BERT encoder sized by `config`.
 
   Args:
@@ -38,7 +38,7 @@ def build_encoder(vocabulary_size: int, sequence_length: int, config: Dict[str, 
     sequence_length: Length of every input sequence.
     config: `num_layers`, `num_heads`, `hidden_dim`, `intermediate_dim`, `dropout`.
     dtype_policy: Keras's dtype policy: 'float32', or 'mixed_bfloat16' to compute in bfloat16
-      with float32 weights.
+      with float32 weights; None follows Keras's global policy (`keras.config.dtype_policy()`).
   """
   return keras_hub.models.BertBackbone(
       vocabulary_size=vocabulary_size,

@@ -103,6 +103,16 @@ def test_under_mixed_bfloat16_xla_multiplies_the_heads_matrices_in_bfloat16(tied
   assert logits.dtype == tf.float32
 
 
+def test_an_encoder_without_a_dtype_policy_follows_keras_global_policy():
+  keras.config.set_dtype_policy('mixed_bfloat16')
+  try:
+    mixed = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
+  finally:
+    keras.config.set_dtype_policy('float32')
+  assert mixed.compute_dtype == 'bfloat16'
+  assert models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER).compute_dtype == 'float32'
+
+
 def test_an_encoder_in_float32_computes_what_it_did_in_bfloat16_with_the_same_weights():
   mixed = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dtype_policy='mixed_bfloat16')
   single = models.in_float32(mixed)
