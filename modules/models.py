@@ -149,8 +149,8 @@ def _times_transposed(rows, embeddings):
 
   On TensorFlow, one matmul that transposes its operand itself. XLA's CPU compiler runs a bfloat16
   matmul of an operand transposed beforehand in float32: under `mixed_bfloat16`, the head's
-  forward and its hidden vectors' gradient did, and the `default` preset's step took 0.52 s
-  instead of 0.42 s on a 2-core Xeon with AMX (0.64 s in float32 either way).
+  logits and its hidden vectors' gradient were, and the `default` preset's forward and backward
+  took 0.52 s instead of 0.42 s on a 2-core Xeon with AMX (0.64 s in float32 either way).
   """
   if keras.config.backend() == 'tensorflow':
     import tensorflow as tf  # pylint: disable=import-outside-toplevel

@@ -36,9 +36,9 @@ BACKUP_PROGRESS_FILE = 'progress.json'
 # `models.MaskedLMCrossEntropy`). GPUs have a pass of their own.
 _XLA_CPU_PLAIN_REDUCTIONS = '--xla_disable_hlo_passes=tree_reduction_rewriter'
 # The dtype policy that `dtype_policy('auto')` picks where the CPU multiplies bfloat16 matrices
-# in hardware (AMX): the `default` MLM step took 0.49 s instead of 0.64 s in float32 on a 2-core
-# Xeon with AMX. Elsewhere 'auto' is float32: CPUs without AMX (bfloat16 dot products only, or
-# none) and GPUs were not measured.
+# in hardware (AMX): the `default` MLM step took 0.42-0.43 s instead of 0.60-0.63 s in float32 on
+# a 2-core Xeon with AMX (three alternating runs each, bench/training_step.py). Elsewhere 'auto'
+# is float32: CPUs without AMX (bfloat16 dot products only, or none) and GPUs were not measured.
 _BFLOAT16_POLICY = 'mixed_bfloat16'
 _BFLOAT16_CPU_FLAG = 'amx_bf16'
 
@@ -65,7 +65,7 @@ def dtype_policy(setting: str, cpuinfo: str = '/proc/cpuinfo') -> str:
   """
   if setting != 'auto':
     return setting
-  if tf.config.list_physical_devices('GPU') or not tf.io.gfile.exists(cpuinfo):
+  if tf.config.list_physical_devices('GPU') or not os.path.exists(cpuinfo):
     return 'float32'
   with open(cpuinfo) as cpu:
     flags = {flag for line in cpu if line.startswith('flags') for flag in line.split(':', 1)[1].split()}
