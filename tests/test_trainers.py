@@ -10,7 +10,6 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules import classifier_trainer, features, inputs, models, pretrain_trainer, training
-from pipeline import configs
 from tests.conftest import trainer_fn_args
 
 
@@ -56,19 +55,20 @@ def test_pretraining_in_bfloat16_saves_a_float32_encoder_that_fine_tuning_starts
 
   with open(os.path.join(fn_args['model_run_dir'], training.TRAINING_STATS_FILE)) as stats:
     assert json.load(stats)['dtype_policies'] == ['mixed_bfloat16']
+  tft_output = tft.TFTransformOutput(transform_dir)
   masked_lm = tf.saved_model.load(fn_args['serving_model_dir'])
-  length = inputs.sequence_length(tft.TFTransformOutput(transform_dir), features.MLM_POSITIONS_KEY)
   logits = masked_lm.serve({
-      features.TOKEN_IDS_KEY: tf.fill([1, configs.PRESETS['smoke'].sequence_length], tf.constant(features.MASK_ID, tf.int64)),
-      models.MASK_POSITIONS_INPUT: tf.zeros([1, length], tf.int64)})
+      features.TOKEN_IDS_KEY: tf.fill([1, inputs.sequence_length(tft_output, features.MLM_TOKEN_IDS_KEY)],
+                                      tf.constant(features.MASK_ID, tf.int64)),
+      models.MASK_POSITIONS_INPUT: tf.zeros([1, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY)],
+                                            tf.int64)})
   assert logits.dtype == tf.float32
   encoder = keras.saving.load_model(os.path.join(fn_args['serving_model_dir'], models.ENCODER_FILE))
   assert {layer.compute_dtype for layer in encoder._flatten_layers()} == {'float32'}
 
   fine_tuning = trainer_fn_args(workdir, transform_dir, 'from-bfloat16', epochs=1, steps_per_epoch=1)
   classifier = classifier_trainer._classifier(
-      FnArgs(**fine_tuning, base_model=fn_args['serving_model_dir']),
-      tft.TFTransformOutput(transform_dir), vocabulary=[])
+      FnArgs(**fine_tuning, base_model=fn_args['serving_model_dir']), tft_output, vocabulary=[])
   assert {layer.compute_dtype for layer in classifier._flatten_layers()} == {'float32'}
   fine_tuned = next(layer for layer in classifier.layers if isinstance(layer, type(encoder)))
   for weight, pretrained_weight in zip(fine_tuned.get_weights(), encoder.get_weights(), strict=True):
