@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components import atomic_pusher
 from modules import features, inputs, models, preprocessing
 from pipeline import console
 
@@ -20,12 +21,11 @@ class InferenceError(console.UserError):
 
 def latest_pushed_model(serving_dir: str) -> str:
   """The newest version folder the Pusher wrote under `serving_dir`."""
-  versions = sorted((int(name) for name in (os.listdir(serving_dir) if os.path.isdir(serving_dir)
-                                            else []) if name.isdigit()))
-  if not versions:
+  version = atomic_pusher.newest_version(serving_dir)
+  if version is None:
     raise InferenceError(f'no pushed model under {serving_dir}: run the pipeline until a model is '
                          'blessed, or pass --model PATH')
-  return os.path.join(serving_dir, str(versions[-1]))
+  return os.path.join(serving_dir, version)
 
 
 def predict(model_path: str, texts: List[str]) -> List[Tuple[float, int]]:

@@ -9,7 +9,7 @@ the newest pushed version (a rerun on unchanged data) is not pushed again.
 
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from absl import logging
 from tfx import v1 as tfx
@@ -40,7 +40,7 @@ class Executor(pusher_executor.Executor):
     pushed = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.PUSHED_MODEL_KEY])
     model_path = self.GetModelPath(input_dict)
-    log = _read_log(base_directory)
+    log = read_push_log(base_directory)
     if log and log[-1]['model'] == model_path and self.CheckBlessing(input_dict):
       version = log[-1]['version']
       logging.info('%s is already the newest version, %s: not pushed again.', model_path, version)
@@ -59,12 +59,25 @@ class Executor(pusher_executor.Executor):
       logging.info('Model version %s is in place at %s.', version, final)
 
 
-def _read_log(base_directory: str) -> List[Dict[str, str]]:
+def read_push_log(base_directory: str) -> List[Dict[str, str]]:
+  """The versions pushed to `base_directory`, oldest first: {'version', 'model'} each.
+
+  `model` is the serving folder of the Model artifact that the version was copied from.
+  """
   path = os.path.join(base_directory, PUSH_LOG)
   if not fileio.exists(path):
     return []
   with fileio.open(path) as log_file:
     return json.load(log_file)
+
+
+def newest_version(base_directory: str) -> Optional[str]:
+  """The name of the highest numeric version folder under `base_directory` (the one a model
+  server serves), or None when nothing was pushed there."""
+  if not fileio.isdir(base_directory):
+    return None
+  versions = [name.rstrip('/') for name in fileio.listdir(base_directory)]
+  return max((name for name in versions if name.isdigit()), key=int, default=None)
 
 
 def _write_log(base_directory: str, log: List[Dict[str, str]]) -> None:
