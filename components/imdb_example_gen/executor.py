@@ -7,7 +7,8 @@ cannot become examples are written to `skipped_reviews.jsonl` in the output arti
 never dropped silently; `ingestion_report.json` holds the count of each split.
 
 With span drops, `train`, `eval` and `unsup` come from the newest `span_window` drops and `test`
-from the newest drop only: the model is judged on the reviews that just arrived.
+from the newest drop only: the model is judged on the reviews that just arrived. The executor
+finds the newest drop itself where no ExampleGen driver did (open-source Kubeflow Pipelines).
 """
 
 import collections
@@ -22,7 +23,7 @@ from absl import logging
 from google.protobuf import json_format, struct_pb2
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
-from tfx.components.example_gen.utils import SPAN_PROPERTY_NAME as SPAN_PROPERTY
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
@@ -72,6 +73,24 @@ def spans_to_read(input_base: str, span: int, span_window: Optional[int]) -> Lis
     return [span]
   return [other for other in range(span - span_window + 1, span + 1)
           if tf.io.gfile.isdir(os.path.join(input_base, corpus.SPAN_FOLDER.format(SPAN=other)))]
+
+
+def resolve_spans(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
+  """The properties with `{SPAN}` in the input patterns resolved to the newest drop.
+
+  ExampleGen's driver does this before the executor runs, locally and on Vertex AI (the spec's
+  preCacheCheck hook); open-source Kubeflow Pipelines runs no driver, so the patterns arrive
+  unresolved and are resolved here the same way, with TFX's own function.
+  """
+  input_config = example_gen_pb2.Input()
+  proto_utils.json_to_proto(
+      exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+  if not any(example_gen_utils.SPAN_SPEC in split.pattern for split in input_config.splits):
+    return exec_properties
+  _, span, _ = example_gen_utils.calculate_splits_fingerprint_span_and_version(
+      exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits)
+  return {**exec_properties, example_gen_utils.SPAN_PROPERTY_NAME: span,
+          standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config)}
 
 
 def _ids(serialized_example: bytes) -> Tuple[Optional[bytes], bytes]:
@@ -164,8 +183,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     examples = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EXAMPLES_KEY])
     self._output_uri = examples.uri
+    exec_properties = resolve_spans(exec_properties)
     self._spans = spans_to_read(exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                                exec_properties.get(SPAN_PROPERTY, 0),
+                                exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME, 0),
                                 _settings(exec_properties)[2])
     super().Do(input_dict, output_dict, exec_properties)
     examples.set_string_custom_property(SPANS_PROPERTY, ','.join(map(str, self._spans)))
