@@ -23,7 +23,7 @@ from tfx import v1 as tfx  # pylint: disable=wrong-import-position
 from components.data_gate import DataAnomaliesError
 from components.imdb_example_gen.corpus import CorpusError
 from pipeline import configs, console, corpus, run_lock, summary
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import compile_for_local, create_pipeline
 
 DEFAULT_OUTPUT_DIR = 'tfx_root'
 
@@ -71,14 +71,14 @@ def run(args: argparse.Namespace) -> int:
       metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path(args.output_dir, args.preset))
       with console.ProgressPrinter(metadata, name):
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(
+        tfx.orchestration.LocalDagRunner().run_with_ir(compile_for_local(create_pipeline(
             pipeline_name=name,
             pipeline_root=pipeline_root,
             corpus_path=corpus_path,
             serving_model_dir=serving_dir(args.output_dir, args.preset),
             metadata_connection_config=metadata,
             span_window=args.span_window,
-            **configs.PRESETS[args.preset].pipeline_args()))
+            **configs.PRESETS[args.preset].pipeline_args())))
   except run_lock.RunRefusedError as error:
     print(f'error: {error}', file=sys.stderr)
     return 3

@@ -29,7 +29,7 @@ from tfx import v1 as tfx
 
 from modules import classifier_trainer, features, models, training
 from pipeline import configs, corpus, inference, summary
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import compile_for_local, create_pipeline
 
 RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
 PROBE = 'i have watched this [mask] and it was awesome'
@@ -86,10 +86,10 @@ def run_pipeline(preset_name: str, corpus_path: str, output_dir: pathlib.Path,
   preset = configs.PRESETS[preset_name]
   preset = dataclasses.replace(preset, fine_tuning=dataclasses.replace(preset.fine_tuning, seed=seed))
   serving = output_dir / ('serving' if pretrain_encoder else 'serving-no-pretraining') / f'seed-{seed}'
-  tfx.orchestration.LocalDagRunner().run(create_pipeline(
+  tfx.orchestration.LocalDagRunner().run_with_ir(compile_for_local(create_pipeline(
       pipeline_name=name, pipeline_root=str(output_dir / 'root'), corpus_path=corpus_path,
       serving_model_dir=str(serving), metadata_connection_config=metadata,
-      pretrain_encoder=pretrain_encoder, **preset.pipeline_args()))
+      pretrain_encoder=pretrain_encoder, **preset.pipeline_args())))
   return summary.summarize(metadata, name)
 
 

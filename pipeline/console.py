@@ -21,6 +21,7 @@ from absl import logging as absl_logging
 from ml_metadata.proto import metadata_store_pb2
 
 from components.imdb_example_gen import executor as example_gen_executor
+from components.latest_pushed_model import component as latest_pushed_model
 from modules import features, training
 from pipeline import summary
 
@@ -50,6 +51,8 @@ def key_output(type_name: str, artifact: metadata_store_pb2.Artifact) -> Optiona
         last_epoch = json.load(stats_file)['epochs'][-1]
       return 'final ' + ', '.join(f'{name} {value:.4f}' for name, value in sorted(last_epoch.items())
                                   if 'loss' in name or 'accuracy' in name)
+  if type_name == 'Model' and latest_pushed_model.PUSHED_DESTINATION_PROPERTY in properties:
+    return f'served {properties[latest_pushed_model.PUSHED_DESTINATION_PROPERTY].string_value}'
   if type_name == 'ModelEvaluation':
     return ', '.join(f'test {name} {value:.4f}'
                      for name, value in summary.candidate_metrics(artifact.uri).items()
@@ -157,7 +160,6 @@ def set_log_level(verbose: bool) -> None:
 
 # Warnings that every run logs and that ask nothing of the user.
 _HARMLESS_WARNINGS = (
-    'ArtifactQuery.property_predicate is not supported',  # The resolver's query, per artifact.
     "Couldn't find python-snappy",  # Beam's CRC in pure Python: fine at this data size.
     'does not have payload_format custom property',  # Examples default to tf.Example.
 )

@@ -13,10 +13,14 @@ from typing import Any, Dict, Optional, Sequence
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.compiler import compiler
+from tfx.proto.orchestration import pipeline_pb2
 
 from components.atomic_pusher import AtomicPusher
 from components.data_gate import DataGate
+from components.evaluator import Evaluator
 from components.imdb_example_gen import ImdbExampleGen
+from components.latest_pushed_model import LatestPushedModel
 from components.warm_start_trainer import WarmStartTrainer
 from modules import features
 from pipeline.configs import EncoderConfig, TrainingConfig
@@ -29,6 +33,10 @@ CLASSIFIER_RUN_FN = 'modules.classifier_trainer.run_fn'
 ANALYZE_SPLITS = ['train', 'unsup']
 PRETRAIN_SPLITS = ['train', 'unsup']
 TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT = 'train', 'eval', 'test'
+# The node that reads the push destination. Its output depends on files that its inputs do not
+# describe, so every orchestrator must run it on every run, never from cache.
+SERVED_MODEL_ID = 'LatestPushedModel'
+ALWAYS_RUN = (SERVED_MODEL_ID,)
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'schema', 'schema.pbtxt')
 
 
@@ -76,15 +84,20 @@ def create_pipeline(
       (the ablation that shows what pretraining earns).
     span_window: None: `corpus_path` is one corpus. N: `corpus_path` holds drops `span-K/`
       (scheduled retraining); each run trains on the newest N, is tested on the newest one,
-      and fine-tunes from the last blessed classifier when there is one (and then skips
-      pretraining, whose encoder would go unused).
+      is checked for skew against the previous run's newest one, and fine-tunes from the
+      served classifier when there is one (and then skips pretraining, whose encoder would go
+      unused).
     schema_path: The curated schema that ExampleValidator checks the data against.
     beam_pipeline_args: Arguments of the Beam pipelines (runner, workers).
     metadata_connection_config: ML Metadata store; None lets the runner choose.
     enable_cache: Reuse the outputs of components whose inputs did not change.
 
   Returns:
-    The pipeline, for `LocalDagRunner` or `KubeflowV2DagRunner`.
+    The pipeline, for `LocalDagRunner` (through `compile_for_local`) or `KubeflowV2DagRunner`.
+    Its only executors are containers (no resolvers), so open-source Kubeflow Pipelines runs
+    it as Vertex AI Pipelines does. What TFX's resolvers would find in ML Metadata is read
+    from files instead: the served model from the push destination, the previous run's
+    statistics from `statistics_record(pipeline_root)`.
   """
   # Reviews → tf.Examples in train/eval/test/unsup; unreadable files are counted, not fatal.
   example_gen = ImdbExampleGen(
@@ -96,26 +109,15 @@ def create_pipeline(
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
-  # Retraining: the previous run's statistics (resolved before this run's exist), to compare
-  # the new span with the one that run read.
-  previous_statistics = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-      statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
-                                 producer_component_id=statistics_gen.id, output_key='statistics'),
-  ).with_id('previous_statistics_resolver') if span_window else None
-  if previous_statistics:
-    statistics_gen.add_upstream_node(previous_statistics)
-  # Any anomaly, or a large skew from the previous span, fails the run here, naming span,
-  # split and feature: nothing trains on bad data.
+  # Any anomaly, or (retraining) a large skew from the statistics the previous run checked,
+  # fails the run here, naming span, split and feature: nothing trains on bad data.
   data_gate = DataGate(
       anomalies=example_validator.outputs['anomalies'],
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'],
-      previous_statistics=previous_statistics.outputs['statistics'] if previous_statistics else None)
+      statistics_record=statistics_record(pipeline_root) if span_window else None)
 
   # Standardized text → vocabulary → token ids, BERT masking and hashed n-grams, in one graph
-  # that serving reuses.
-  # Its statistics are off: StatisticsGen's are the ones the data gate reads, and on Kubeflow a
-  # resolver finds the previous run's statistics by artifact type alone.
+  # that serving reuses. Its statistics are off: the data gate reads StatisticsGen's.
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
@@ -128,13 +130,9 @@ def create_pipeline(
       disable_statistics=True)
   transform.add_upstream_node(data_gate)
 
-  # The last blessed classifier: the baseline a candidate must not fall behind, and the start
-  # of fine-tuning when retraining on new spans.
-  model_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id('latest_blessed_model_resolver')
+  # The served classifier, read from the push destination (empty before the first push): the
+  # baseline a candidate must not fall behind, and the start of fine-tuning when retraining.
+  served_model = LatestPushedModel(serving_model_dir=serving_model_dir).with_id(SERVED_MODEL_ID)
 
   # Masked-LM pretraining of the encoder on all in-domain text (train + unsup). Retraining that
   # continues from a blessed classifier skips it: that classifier holds its own encoder.
@@ -142,7 +140,7 @@ def create_pipeline(
       run_fn=PRETRAIN_RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
-      warm_start_model=model_resolver.outputs['model'] if span_window else None,
+      warm_start_model=served_model.outputs['model'] if span_window else None,
       train_args=tfx.proto.TrainArgs(splits=PRETRAIN_SPLITS, num_steps=pretraining.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=pretraining.eval_steps),
       custom_config=_trainer_config(PRETRAIN_RUN_FN, pretraining, encoder),
@@ -155,7 +153,7 @@ def create_pipeline(
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       base_model=pretrain_trainer.outputs['model'] if pretrain_trainer else None,
-      warm_start_model=model_resolver.outputs['model'] if span_window else None,
+      warm_start_model=served_model.outputs['model'] if span_window else None,
       train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=fine_tuning.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=fine_tuning.eval_steps),
       custom_config={**_trainer_config(CLASSIFIER_RUN_FN, fine_tuning, encoder),
@@ -164,10 +162,10 @@ def create_pipeline(
 
   # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline;
   # metrics per rating and per review length too.
-  evaluator = tfx.components.Evaluator(
+  evaluator = Evaluator(
       examples=example_gen.outputs['examples'],
       model=classifier_trainer.outputs['model'],
-      baseline_model=model_resolver.outputs['model'],
+      baseline_model=served_model.outputs['model'],
       example_splits=[TEST_SPLIT],
       eval_config=eval_config(min_accuracy, max_accuracy_drop))
 
@@ -183,12 +181,29 @@ def create_pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
       components=[component for component in (
-          example_gen, statistics_gen, schema_gen, example_validator, previous_statistics,
-          data_gate, transform,
-          model_resolver, pretrain_trainer, classifier_trainer, evaluator, pusher) if component],
+          example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
+          served_model, pretrain_trainer, classifier_trainer, evaluator, pusher) if component],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=list(beam_pipeline_args))
+
+
+def statistics_record(pipeline_root: str) -> str:
+  """The file in which the data gate records the statistics each retraining run checked."""
+  return os.path.join(pipeline_root, 'checked_statistics.json')
+
+
+def compile_for_local(pipeline: tfx.dsl.Pipeline) -> pipeline_pb2.Pipeline:
+  """The pipeline's IR for `LocalDagRunner.run_with_ir`, with the ALWAYS_RUN nodes uncached.
+
+  TFX sets one caching option for all nodes; this turns it off for those whose output depends
+  on more than their inputs, as `kubeflow_runner.py` does in the KFP spec.
+  """
+  ir = compiler.Compiler().compile(pipeline)
+  for node in ir.nodes:
+    if node.pipeline_node.node_info.id in ALWAYS_RUN:
+      node.pipeline_node.execution_options.caching_options.enable_cache = False
+  return ir
 
 
 def eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfig:

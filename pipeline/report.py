@@ -24,6 +24,7 @@ from tensorflow_model_analysis.writers import eval_config_writer  # pylint: disa
 
 from modules import features  # pylint: disable=wrong-import-position
 from pipeline import inference, summary  # pylint: disable=wrong-import-position
+from pipeline.pipeline import SERVED_MODEL_ID  # pylint: disable=wrong-import-position
 
 REPORT_FILE = 'index.html'
 FILL_MASK_SENTENCES = ('i have watched this [mask] and it was awesome',
@@ -289,11 +290,12 @@ def _lineage_section(run: summary.RunSummary) -> str:
   classifier = run.outputs.get('ClassifierTrainer', {}).get('Model')
   if not classifier:
     return ''
-  warm_start = [uri for uri in run.inputs.get('ClassifierTrainer', [])
-                if uri != classifier and '/ClassifierTrainer/' in uri]
+  served = run.outputs.get(SERVED_MODEL_ID, {}).get('Model')
+  warm_started = run.baseline and served in run.inputs.get('ClassifierTrainer', [])
   rows = [('pushed model', run.pushed_to or 'nothing pushed'),
           ('classifier (ClassifierTrainer)', classifier),
-          ('warm-started from', warm_start[0] if warm_start else 'no (fine-tuned from the encoder)'),
+          ('compared against', run.baseline or 'nothing (no model served yet)'),
+          ('warm-started from', run.baseline if warm_started else 'no (fine-tuned from the encoder)'),
           ('pretrained encoder (PretrainTrainer)',
            run.outputs.get('PretrainTrainer', {}).get('Model', 'none: random encoder')),
           ('Transform graph', run.outputs.get('Transform', {}).get('TransformGraph', '')),

@@ -10,6 +10,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 
 from components.imdb_example_gen import executor as example_gen_executor
+from components.latest_pushed_model import component as latest_pushed_model
 from modules import features
 
 _INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
@@ -38,6 +39,9 @@ class RunSummary:
   outputs: Dict[str, Dict[str, str]] = dataclasses.field(default_factory=dict)
   spans: List[int] = dataclasses.field(default_factory=list)  # Span drops read; [0]: one corpus.
   inputs: Dict[str, List[str]] = dataclasses.field(default_factory=dict)  # Component → input uris.
+  # The pushed version that was served when the run began: the Evaluator's baseline and, when
+  # retraining, the classifier fine-tuning started from. None before the first push.
+  baseline: Optional[str] = None
 
   def format(self) -> str:
     """The summary as the text a user reads at the end of a run."""
@@ -48,6 +52,7 @@ class RunSummary:
       lines.append('  spans: ' + ', '.join(map(str, self.spans)))
     lines.append('  reviews: ' + ', '.join(f'{k} {v}' for k, v in self.example_counts.items()))
     lines.append('  test: ' + ', '.join(f'{k} {v:.4f}' for k, v in self.test_metrics.items()))
+    lines.append(f'  baseline: {self.baseline or "none (no model served yet)"}')
     lines.append(f'  blessed: {self.blessed}')
     lines.append(f'  pushed model: {self.pushed_to or "none (not blessed)"}')
     return '\n'.join(lines)
@@ -122,6 +127,8 @@ def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
     # Examples written before spans were recorded came from one corpus: span 0.
     spans = properties[example_gen_executor.SPANS_PROPERTY].string_value
     summary.spans = [int(span) for span in spans.split(',')] if spans else [0]
+  elif type_name == 'Model' and latest_pushed_model.PUSHED_DESTINATION_PROPERTY in properties:
+    summary.baseline = properties[latest_pushed_model.PUSHED_DESTINATION_PROPERTY].string_value
   elif type_name == 'ModelEvaluation':
     summary.test_metrics = candidate_metrics(artifact.uri)
   elif type_name == 'ModelBlessing':

@@ -5,6 +5,7 @@ import functools
 import os
 import pathlib
 import random
+import shutil
 import subprocess
 import sys
 from typing import List, Sequence, Tuple
@@ -78,6 +79,24 @@ def _write_urls(directory: pathlib.Path, set_name: str, reviews: int) -> None:
   (directory.parent / f'urls_{directory.name}.txt').write_text(''.join(
       f'http://www.imdb.com/title/{movie_of(set_name, review_id)}/usercomments\n'
       for review_id in range(reviews)))
+
+
+def write_drop(drops, span, tmp_path, invert_training_labels=False, few_negative_tests=False):
+  """Writes drop `DROPS/span-N/` in the aclImdb layout (120 reviews per folder); optionally with
+  every training label flipped, or with all but 5 negative test reviews left out."""
+  corpus = write_corpus(tmp_path / f'generated-{span}', reviews_per_folder=120, seed=span)
+  if few_negative_tests:
+    for review in sorted((corpus / 'test' / 'neg').iterdir())[5:]:
+      review.unlink()
+  if invert_training_labels:
+    train = corpus / 'train'
+    (train / 'pos').rename(train / 'was-pos')
+    (train / 'neg').rename(train / 'pos')
+    (train / 'was-pos').rename(train / 'neg')
+    for review in list((train / 'pos').iterdir()) + list((train / 'neg').iterdir()):
+      review_id, _ = review.stem.split('_')
+      review.rename(review.with_name(f'{review_id}_{8 if review.parent.name == "pos" else 2}.txt'))
+  shutil.move(str(corpus), str(drops / f'span-{span}'))
 
 
 @pytest.fixture(scope='session')

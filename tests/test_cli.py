@@ -38,10 +38,15 @@ def test_help_of_each_subcommand_lists_its_flags(command):
     assert flag in result.stdout, (command, flag)
 
 
+def _ended(stdout):
+  """{component: what its progress line says after the time} of each component that ended."""
+  return {match.group(1): match.group(2) for match in
+          re.finditer(r'^\[\d\d:\d\d:\d\d\] (\S+) +(?:done|cached) in [\d.]+ s(.*)$', stdout, re.M)}
+
+
 def test_each_component_prints_a_line_when_it_ends_with_its_key_output(two_runs):
   _, (stdout, first), (second_stdout, _) = two_runs
-  ended = {match.group(1): match.group(2) for match in
-           re.finditer(r'^\[\d\d:\d\d:\d\d\] (\S+) +(?:done|cached) in [\d.]+ s(.*)$', stdout, re.M)}
+  ended = _ended(stdout)
   assert set(ended) == {component.component_id for component in first.components}
   counts = first.example_counts
   assert f'train {counts["train"]:,}, eval {counts["eval"]:,}, test 200' in ended['ImdbExampleGen']
@@ -52,6 +57,8 @@ def test_each_component_prints_a_line_when_it_ends_with_its_key_output(two_runs)
   assert f'test binary_accuracy {accuracy:.4f}' in ended['Evaluator'] and 'blessed' in ended['Evaluator']
   assert f'pushed {first.pushed_to}' in ended['Pusher']
   assert re.search(r'^\[[\d:]+\] Transform +cached in', second_stdout, re.M)
+  assert ended['LatestPushedModel'] == ''  # Nothing served before the first push.
+  assert _ended(second_stdout)['LatestPushedModel'] == f': served {first.pushed_to}'
 
 
 def test_predict_scores_arguments_and_stdin_with_the_newest_pushed_model(two_runs):

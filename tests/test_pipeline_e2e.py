@@ -1,5 +1,6 @@
 """The whole pipeline, every component for real, through local_runner.py on generated data."""
 
+import collections
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME
 
 COMPONENTS = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'DataGate',
               'Transform', 'PretrainTrainer', 'ClassifierTrainer',
-              'latest_blessed_model_resolver', 'Evaluator', 'Pusher'}
+              'LatestPushedModel', 'Evaluator', 'Pusher'}
 # Components whose inputs do not change between two runs on the same data.
 UPSTREAM = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'DataGate',
             'Transform', 'PretrainTrainer', 'ClassifierTrainer'}
@@ -82,7 +83,23 @@ def test_second_run_reuses_unchanged_upstream_outputs(two_runs):
   assert {component for component, state in states.items() if state == 'CACHED'} >= UPSTREAM
   store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
       str(output_dir / 'metadata' / PIPELINE_NAME / 'metadata.db')))
-  assert len(store.get_artifacts_by_type('Model')) == 2  # One pretrained, one classifier.
+  producers = collections.Counter(
+      os.path.basename(os.path.dirname(os.path.dirname(model.uri)))
+      for model in store.get_artifacts_by_type('Model'))
+  # One pretrained, one classifier; the served model is copied in on each run.
+  assert producers == {'PretrainTrainer': 1, 'ClassifierTrainer': 1, 'LatestPushedModel': 2}
+
+
+def test_second_run_compares_against_the_model_the_first_pushed(two_runs):
+  """The served model is read from the push destination on every run, never from cache."""
+  _, (_, first), (_, second) = two_runs
+  assert first.baseline is None
+  states = {run.component_id: run.state for run in second.components}
+  assert states['LatestPushedModel'] == 'COMPLETE'
+  assert second.baseline == first.pushed_to
+  assert second.outputs['LatestPushedModel']['Model'] in second.inputs['Evaluator']
+  assert second.blessed is True
+  assert second.pushed_to == first.pushed_to  # The same model: not pushed again.
 
 
 _HOSTILE_INPUT_SCRIPT = '''

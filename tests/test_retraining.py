@@ -1,32 +1,13 @@
 """Scheduled retraining on span drops: rolling window, warm start, and the model gate, on real runs."""
 
 import os
-import shutil
 
 from tfx.utils import path_utils
 
 from modules import models
-from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, write_corpus
+from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, write_drop
 
 SPAN_WINDOW = 2
-
-
-def _drop(drops, span, tmp_path, invert_training_labels=False, few_negative_tests=False):
-  """Writes drop `span-N/` in the aclImdb layout; optionally with every training label flipped,
-  or with all but 5 negative test reviews left out."""
-  corpus = write_corpus(tmp_path / f'generated-{span}', reviews_per_folder=120, seed=span)
-  if few_negative_tests:
-    for review in sorted((corpus / 'test' / 'neg').iterdir())[5:]:
-      review.unlink()
-  if invert_training_labels:
-    train = corpus / 'train'
-    (train / 'pos').rename(train / 'was-pos')
-    (train / 'neg').rename(train / 'pos')
-    (train / 'was-pos').rename(train / 'neg')
-    for review in list((train / 'pos').iterdir()) + list((train / 'neg').iterdir()):
-      review_id, _ = review.stem.split('_')
-      review.rename(review.with_name(f'{review_id}_{8 if review.parent.name == "pos" else 2}.txt'))
-  shutil.move(str(corpus), str(drops / f'span-{span}'))
 
 
 def _retrain(drops, output_dir):
@@ -50,7 +31,7 @@ def test_drops_train_on_a_rolling_window_push_only_blessed_models_and_stop_on_sk
   drops, output_dir = tmp_path / 'drops', tmp_path / 'out'
   drops.mkdir()
 
-  _drop(drops, 1, tmp_path)
+  write_drop(drops, 1, tmp_path)
   stdout, first = _retrain(drops, output_dir)
   assert first.spans == [1]
   assert 'spans: 1' in stdout
@@ -58,29 +39,34 @@ def test_drops_train_on_a_rolling_window_push_only_blessed_models_and_stop_on_sk
   assert first.blessed is True
   assert len(_pushed_versions(output_dir)) == 1
 
-  _drop(drops, 2, tmp_path)
+  write_drop(drops, 2, tmp_path)
   _, second = _retrain(drops, output_dir)
   assert second.spans == [1, 2]
   assert second.example_counts['test'] == 200
   assert second.example_counts['train'] + second.example_counts['eval'] == 2 * 200
   assert second.blessed is True
   assert len(_pushed_versions(output_dir)) == 2
-  # Fine-tuning started from the first run's blessed classifier, so pretraining was skipped.
-  assert first.outputs['ClassifierTrainer']['Model'] in second.inputs['ClassifierTrainer']
-  assert first.outputs['ClassifierTrainer']['Model'] in second.inputs['PretrainTrainer']
+  # The model the first run pushed was the second's baseline and the start of its fine-tuning,
+  # so pretraining was skipped.
+  assert first.baseline is None
+  assert second.baseline == first.pushed_to
+  served = second.outputs['LatestPushedModel']['Model']
+  assert served in second.inputs['Evaluator']
+  assert served in second.inputs['ClassifierTrainer']
+  assert served in second.inputs['PretrainTrainer']
   assert models.ENCODER_FILE in os.listdir(_serving_dir(first, 'PretrainTrainer'))
   assert os.listdir(_serving_dir(second, 'PretrainTrainer')) == [models.PRETRAINING_SKIPPED_FILE]
 
   # Drop 3 has every training label flipped: trained with drop 2 it may or may not pass the gate,
   # but a version is pushed exactly when it is blessed.
-  _drop(drops, 3, tmp_path, invert_training_labels=True)
+  write_drop(drops, 3, tmp_path, invert_training_labels=True)
   _, third = _retrain(drops, output_dir)
   assert third.spans == [2, 3]
   assert len(_pushed_versions(output_dir)) == 2 + int(third.blessed)
   pushed_before = _pushed_versions(output_dir)
 
   # Drop 4 is flipped too: the window now teaches the opposite sentiment, and the gate holds.
-  _drop(drops, 4, tmp_path, invert_training_labels=True)
+  write_drop(drops, 4, tmp_path, invert_training_labels=True)
   _, fourth = _retrain(drops, output_dir)
   assert fourth.spans == [3, 4]
   assert fourth.blessed is False
@@ -90,7 +76,7 @@ def test_drops_train_on_a_rolling_window_push_only_blessed_models_and_stop_on_sk
 
   # Drop 5's test reviews are almost all positive: its labels are far from drop 4's, and the
   # data gate stops the run before anything trains.
-  _drop(drops, 5, tmp_path, few_negative_tests=True)
+  write_drop(drops, 5, tmp_path, few_negative_tests=True)
   result, fifth = run_smoke_pipeline(drops, output_dir, '--span-window', str(SPAN_WINDOW))
   assert result.returncode == 1, result.stderr[-3000:]
   assert "span 5 against span 4, split 'test', feature 'label': High approximate Jensen-Shannon" \

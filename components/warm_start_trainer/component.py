@@ -1,9 +1,10 @@
 """WarmStartTrainer: TFX's Trainer plus an optional `warm_start_model` input.
 
 The stock Trainer has one model input, `base_model`, which the ClassifierTrainer spends on the
-pretrained encoder. Scheduled retraining also starts from the last blessed classifier: this
-component takes it as `warm_start_model` and hands its serving directory to the run_fn as
-`custom_config['warm_start_model']` (None when there is none yet).
+pretrained encoder. Scheduled retraining also starts from the served classifier: this
+component takes it as `warm_start_model` (a LatestPushedModel artifact, empty until the first
+push) and hands its serving directory to the run_fn as `custom_config['warm_start_model']`
+(None when it holds no model).
 """
 
 from typing import Any, Dict, Optional
@@ -12,11 +13,13 @@ from tfx import types
 from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils, path_utils
 
+from components.latest_pushed_model import has_model
 from modules.features import WARM_START_MODEL_KEY
+
 _CUSTOM_CONFIG_KEY = standard_component_specs.CUSTOM_CONFIG_KEY
 
 
@@ -29,11 +32,10 @@ class Executor(trainer_executor.GenericExecutor):
   """The Trainer's executor, with the warm-start model's path put into custom_config."""
 
   def Do(self, input_dict, output_dict, exec_properties):
-    warm_start = input_dict.get(WARM_START_MODEL_KEY)
+    warm_start = [model for model in input_dict.get(WARM_START_MODEL_KEY, []) if has_model(model)]
     config = json_utils.loads(exec_properties.get(_CUSTOM_CONFIG_KEY) or 'null') or {}
     config[WARM_START_MODEL_KEY] = (
-        path_utils.serving_model_path(artifact_utils.get_single_uri(warm_start))
-        if warm_start else None)
+        path_utils.serving_model_path(warm_start[0].uri) if warm_start else None)
     super().Do(input_dict, output_dict,
                {**exec_properties, _CUSTOM_CONFIG_KEY: json_utils.dumps(config)})
 
@@ -58,7 +60,7 @@ class WarmStartTrainer(base_component.BaseComponent):
       eval_args: Evaluation splits and steps.
       custom_config: Passed to the run_fn, with `warm_start_model` added.
       base_model: A model the run_fn builds on (here: the pretrained encoder).
-      warm_start_model: A model to continue training from, when it resolves to one.
+      warm_start_model: A model to continue training from, when it holds one.
     """
     super().__init__(spec=WarmStartTrainerSpec(
         examples=examples, transform_graph=transform_graph, base_model=base_model,
