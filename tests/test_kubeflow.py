@@ -28,23 +28,15 @@ def spec(tmp_path_factory):
     return yaml.safe_load(spec_file)
 
 
-def _node_id(task_id, node_ids):
-  """The local node of a spec task: a Resolver compiles into one task per input channel."""
-  return next(node for node in node_ids if task_id == node or task_id.startswith(node + '-'))
-
-
 def test_every_local_component_is_a_task_with_the_same_dependencies(spec):
   local = create_pipeline(pipeline_name='imdb-bert-default', pipeline_root=ROOT,
                           corpus_path=f'{ROOT}/data/aclImdb', serving_model_dir=f'{ROOT}/serving',
                           **configs.PRESETS['default'].pipeline_args())
-  node_ids = [component.id for component in local.components]
   tasks = spec['root']['dag']['tasks']
-  assert {_node_id(task, node_ids) for task in tasks} == set(node_ids)
+  assert set(tasks) == {component.id for component in local.components}
   for component in local.components:
-    if component.id.endswith('resolver'):
-      continue  # Resolvers have no upstream; their tasks are checked as dependencies below.
-    dependencies = {_node_id(task, node_ids) for task in tasks[component.id].get('dependentTasks', [])}
-    assert dependencies == {upstream.id for upstream in component.upstream_nodes}, component.id
+    assert set(tasks[component.id].get('dependentTasks', [])) == {
+        upstream.id for upstream in component.upstream_nodes}, component.id
   assert spec['pipelineInfo']['name'] == 'imdb-bert-default'
   assert re.fullmatch(r'[a-z0-9][a-z0-9-]*', spec['pipelineInfo']['name'])
   assert spec['defaultPipelineRoot'] == f'{ROOT}/pipelines/imdb-bert-default'
@@ -52,27 +44,27 @@ def test_every_local_component_is_a_task_with_the_same_dependencies(spec):
 
 def test_every_executor_runs_the_image_with_the_beam_args(spec):
   executors = spec['deploymentSpec']['executors']
-  containers = [executor['container'] for executor in executors.values() if 'container' in executor]
-  assert len(containers) == len([task for task in spec['root']['dag']['tasks']
-                                 if 'resolver' not in task])
+  containers = [executor['container'] for executor in executors.values()]
+  assert len(containers) == len(spec['root']['dag']['tasks'])
   for container in containers:
     assert container['image'] == IMAGE
-    assert ' '.join(container['args']).endswith(BEAM_ARGS)
+    # Flink's workers run in the image too (test_remote_beam_workers_run_the_projects_image).
+    assert ' '.join(container['args']).endswith(
+        f'{BEAM_ARGS} --environment_type=DOCKER --environment_config={IMAGE}')
 
 
 def test_components_name_the_projects_code_by_module_path(spec):
   tasks = spec['root']['dag']['tasks']
 
   def parameter(task, name):
-    return tasks[task]['inputs']['parameters'][name]['runtimeValue']['constantValue']['stringValue']
+    return tasks[task]['inputs']['parameters'][name]['runtimeValue']['constant']
 
   assert parameter('Transform', 'preprocessing_fn') == 'modules.preprocessing.preprocessing_fn'
   assert parameter('PretrainTrainer', 'run_fn') == 'modules.pretrain_trainer.run_fn'
   assert parameter('ClassifierTrainer', 'run_fn') == 'modules.classifier_trainer.run_fn'
   assert parameter('ImportSchemaGen', 'schema_file') == kubeflow_runner.IMAGE_SCHEMA_PATH
   executors = spec['deploymentSpec']['executors']
-  class_paths = {name: executor['container']['args'][1] for name, executor in executors.items()
-                 if 'container' in executor}
+  class_paths = {name: executor['container']['args'][1] for name, executor in executors.items()}
   assert class_paths['ImdbExampleGen_executor'] == 'components.imdb_example_gen.executor.Executor'
   assert class_paths['DataGate_executor'].startswith('components.data_gate.')
 
@@ -92,10 +84,13 @@ def test_submitting_with_the_placeholder_root_is_refused(tmp_path, capsys):
   assert '--pipeline-root is still the placeholder' in capsys.readouterr().err
 
 
-def test_image_installs_the_project_from_the_same_constraints_and_holds_the_schema():
+def test_image_is_the_beam_sdk_image_of_the_pinned_beam_with_the_project_installed():
   with open(os.path.join(REPO_ROOT, 'Dockerfile')) as dockerfile:
     recipe = dockerfile.read()
-  assert re.search(r'^FROM python:3\.10[.\d]*-slim$', recipe, re.M)
+  with open(os.path.join(REPO_ROOT, 'constraints.txt')) as constraints:
+    beam_version = re.search(r'^apache-beam==([\d.]+)$', constraints.read(), re.M).group(1)
+  assert re.search(rf'^FROM apache/beam_python3\.10_sdk:{re.escape(beam_version)}$', recipe, re.M)
+  assert not re.search(r'^(ENTRYPOINT|CMD)', recipe, re.M)  # Beam's workers start its boot.
   assert re.search(rf'^WORKDIR {kubeflow_runner.IMAGE_PROJECT_DIR}$', recipe, re.M)
   assert re.search(r'^COPY [^\n]*\bconstraints\.txt\b', recipe, re.M)
   assert re.search(r'^RUN pip install [^\n]*-c constraints\.txt \.', recipe, re.M)
@@ -105,33 +100,88 @@ def test_image_installs_the_project_from_the_same_constraints_and_holds_the_sche
   assert os.path.isfile(os.path.join(REPO_ROOT, schema_in_repo))
 
 
-def test_retraining_spec_reads_span_drops_and_warm_starts_from_the_blessed_model(tmp_path):
+def test_retraining_spec_reads_span_drops_and_warm_starts_from_the_served_model(tmp_path):
   output = tmp_path / 'retrain.yaml'
   assert kubeflow_runner.main(['--output', str(output), '--span-window', '3',
                                '--data', 'gs://test-bucket/drops']) == 0
   tasks = yaml.safe_load(output.read_text())['root']['dag']['tasks']
-  for trainer in ('PretrainTrainer', 'ClassifierTrainer'):
-    assert 'latest_blessed_model_resolver-model-resolver' in tasks[trainer]['dependentTasks']
+  for consumer in ('PretrainTrainer', 'ClassifierTrainer', 'Evaluator'):
+    assert 'LatestPushedModel' in tasks[consumer]['dependentTasks']
   parameters = tasks['ImdbExampleGen']['inputs']['parameters']
-  assert 'span-{SPAN}/train/' in parameters['input_config']['runtimeValue']['constantValue']['stringValue']
-  assert parameters['input_base']['runtimeValue']['constantValue']['stringValue'] == 'gs://test-bucket/drops'
+  assert 'span-{SPAN}/train/' in parameters['input_config']['runtimeValue']['constant']
+  assert parameters['input_base']['runtimeValue']['constant'] == 'gs://test-bucket/drops'
+  assert tasks['LatestPushedModel']['inputs']['parameters']['serving_model_dir'][
+      'runtimeValue']['constant'] == f'{kubeflow_runner.PLACEHOLDER_ROOT}/serving_model/imdb-bert-default'
 
 
-def test_each_type_a_latest_artifact_resolver_finds_has_one_producer():
-  """KFP v2 compiles a latest-artifact resolver into a query by artifact type alone (unlike
-  the local runner, which also matches the producer): only one component may produce it."""
-  retraining = create_pipeline(pipeline_name='imdb-bert-default', pipeline_root=ROOT,
-                               corpus_path=f'{ROOT}/drops', serving_model_dir=f'{ROOT}/serving',
-                               **{**configs.PRESETS['default'].pipeline_args(), 'span_window': 3})
-  strategies = {component.id: component.exec_properties.get('resolver_class')
-                for component in retraining.components}
-  resolvers = [component for component in retraining.components
-               if strategies[component.id] is tfx.dsl.experimental.LatestArtifactStrategy]
-  assert resolvers
-  for resolver in resolvers:
-    for channel in resolver.raw_inputs.values():
-      producers = [component.id for component in retraining.components
-                   if not strategies[component.id]
-                   and any(output.type_name == channel.type_name
-                           for output in component.outputs.values())]
-      assert producers == [channel.producer_component_id], (resolver.id, producers)
+@pytest.mark.parametrize('beam_args, added', [
+    ('--runner=DataflowRunner --project=p --region=r --temp_location=gs://b/tmp',
+     [f'--sdk_container_image={IMAGE}']),
+    ('--runner=dataflow --sdk_container_image=other:1', []),
+    ('--runner=FlinkRunner --flink_master=flink:8081',
+     ['--environment_type=DOCKER', f'--environment_config={IMAGE}']),
+    ('--runner=SparkRunner --environment_type=LOOPBACK', []),
+    ('--direct_running_mode=multi_processing', []),
+])
+def test_remote_beam_workers_run_the_projects_image(tmp_path, beam_args, added):
+  output = tmp_path / 'spec.yaml'
+  assert kubeflow_runner.main(['--output', str(output), '--image', IMAGE,
+                               f'--beam-args={beam_args}']) == 0
+  for executor in yaml.safe_load(output.read_text())['deploymentSpec']['executors'].values():
+    args = executor['container']['args']
+    assert args[len(args) - len(added) - len(beam_args.split()):] == beam_args.split() + added
+
+
+def test_vertex_job_keeps_example_gen_cached_behind_its_driver_hook(tmp_path):
+  """Vertex AI runs the preCacheCheck hook, where ExampleGen's driver fingerprints the input."""
+  output = tmp_path / 'job.json'
+  assert kubeflow_runner.main(['--output', str(output)]) == 0
+  spec = json.loads(output.read_text())['pipelineSpec']
+  tasks = spec['root']['dag']['tasks']
+  assert tasks['ImdbExampleGen']['cachingOptions'] == {'enableCache': True}
+  assert 'cachingOptions' not in tasks['LatestPushedModel']
+  assert 'preCacheCheck' in spec['deploymentSpec']['executors']['ImdbExampleGen_executor'][
+      'container']['lifecycle']
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--output', 'p.yaml', '--host', 'http://localhost:1', '--pipeline-root', ROOT,
+      '--schedule', '0 3 * * *'], "Kubeflow Pipelines takes 6 cron fields"),
+    (['--output', 'p.json', '--project', 'p', '--region', 'r', '--pipeline-root', ROOT,
+      '--schedule', '0 0 3 * * *'], "Vertex AI takes 5 cron fields"),
+    (['--output', 'p.json', '--project', 'p', '--pipeline-root', ROOT], '--project needs --region'),
+    (['--output', 'p.yaml', '--project', 'p', '--region', 'r', '--pipeline-root', ROOT],
+     '--project needs a .json --output'),
+    (['--output', 'p.json', '--schedule', '0 3 * * *'], '--schedule needs --host'),
+    (['--output', 'p.txt'], 'write a .yaml'),
+])
+def test_flag_combinations_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, flags, message):
+  flags[1] = str(tmp_path / flags[1])
+  with pytest.raises(SystemExit) as stop:
+    kubeflow_runner.main(flags)
+  assert stop.value.code == 2
+  assert message in capsys.readouterr().err
+  assert not os.listdir(tmp_path)
+
+
+def test_submitting_to_an_unreachable_kubeflow_fails_in_one_line(tmp_path, capsys):
+  output = tmp_path / 'p.yaml'
+  status = kubeflow_runner.main(['--output', str(output), '--host', 'http://127.0.0.1:9',
+                                 '--pipeline-root', ROOT])
+  stderr = capsys.readouterr().err.strip().splitlines()
+  assert status == 1
+  assert output.exists()  # Compiled first.
+  assert len(stderr) == 1
+  assert stderr[0].startswith('error: Kubeflow Pipelines at http://127.0.0.1:9 did not take the')
+
+
+def test_submitting_to_vertex_without_credentials_fails_in_one_line(tmp_path, capsys, monkeypatch):
+  monkeypatch.delenv('GOOGLE_APPLICATION_CREDENTIALS', raising=False)
+  monkeypatch.setenv('CLOUDSDK_CONFIG', str(tmp_path / 'no-gcloud'))
+  monkeypatch.setenv('NO_GCE_CHECK', 'true')
+  status = kubeflow_runner.main(['--output', str(tmp_path / 'job.json'), '--project', 'p',
+                                 '--region', 'us-central1', '--pipeline-root', ROOT])
+  stderr = capsys.readouterr().err.strip().splitlines()
+  assert status == 1
+  assert stderr == ['error: no Google Cloud credentials to submit to Vertex AI: run `gcloud auth '
+                    'application-default login` or set GOOGLE_APPLICATION_CREDENTIALS']
