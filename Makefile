@@ -1,6 +1,8 @@
 # Two commands a user needs: `make run` (the pipeline on the full corpus) and `make test`.
-# Both build the pinned environment in .venv/ first, and skip that when pyproject.toml and
-# constraints.txt have not changed since the last install.
+# `make test-fast` (unit and component tests, a few minutes) and `make lint` (ruff) are for the
+# inner loop; CI runs `make lint` and `make test`. Each builds the pinned environment in .venv/
+# first, and skips that when pyproject.toml and constraints.txt have not changed since the last
+# install.
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
@@ -11,7 +13,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 PRESET ?= default
 RUN_ARGS ?=
 
-.PHONY: venv run test
+.PHONY: venv run test test-fast lint
 venv: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml constraints.txt
@@ -26,3 +28,9 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest tests
+
+test-fast: $(INSTALLED)
+	$(PYTHON) -m pytest tests -m 'not slow'
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .

@@ -117,7 +117,7 @@ def test_accuracy_of_parts(run: summary.RunSummary, chunk: int = 500) -> dict:
       path_utils.serving_model_dir(run.outputs['ClassifierTrainer']['Model']), models.CLASSIFIER_FILE))
   parts = models.part_logits(model)
   transform = tft.TFTransformOutput(run.outputs['Transform']['TransformGraph']).transform_features_layer()
-  texts, labels = zip(*summary.reviews(run.outputs['ImdbExampleGen']['Examples'], 'test'))
+  texts, labels = zip(*summary.reviews(run.outputs['ImdbExampleGen']['Examples'], 'test'), strict=True)
   logits = []
   for start in range(0, len(texts), chunk):
     transformed = transform({features.TEXT_KEY: tf.reshape(tf.constant(texts[start:start + chunk]), [-1, 1])})
@@ -145,7 +145,7 @@ def linear_baseline(examples_uri: str) -> dict:
   from sklearn.metrics import accuracy_score, roc_auc_score
 
   def read(split):
-    texts, labels = zip(*summary.reviews(examples_uri, split))
+    texts, labels = zip(*summary.reviews(examples_uri, split), strict=True)
     return list(texts), np.array(labels)
 
   start = time.perf_counter()

@@ -60,7 +60,7 @@ def _predict(args: argparse.Namespace) -> int:
   texts = args.text or [line.rstrip('\n') for line in sys.stdin if line.strip()]
   if not texts:
     raise console.UserError('no text to score: pass reviews as arguments or one per line on stdin')
-  for text, (probability, label) in zip(texts, inference.predict(model, texts)):
+  for text, (probability, label) in zip(texts, inference.predict(model, texts), strict=True):
     if args.json:
       print(json.dumps({'text': text, 'probability': probability, 'label': label}))
     else:

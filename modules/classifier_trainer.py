@@ -69,7 +69,7 @@ def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
     previous_ids = {token: i for i, token in enumerate(vocabulary_file.read().splitlines())}
   encoder = models.build_encoder(len(vocabulary), sequence_length, config)
   model = models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
-  for weight, previous_weight in zip(_deep_weights(model), _deep_weights(previous)):
+  for weight, previous_weight in zip(_deep_weights(model), _deep_weights(previous), strict=True):
     is_token_embedding = weight is encoder.token_embedding.embeddings
     # The token embedding has a row per vocabulary entry; all other shapes must match.
     first_fixed_axis = 1 if is_token_embedding else 0
@@ -139,7 +139,7 @@ def _fit_blend(model: keras.Model, parts: keras.Model, eval_dataset: tf.data.Dat
   logits, labels = np.concatenate(logits), np.concatenate(labels)
   weights, bias = _logistic_regression(logits, labels)
   model.get_layer(models.BLEND_LAYER).set_weights([weights[:, None], np.array([bias])])
-  return {'weights': dict(zip(PART_NAMES, weights.tolist())), 'bias': bias,
+  return {'weights': dict(zip(PART_NAMES, weights.tolist(), strict=False)), 'bias': bias,
           'eval_reviews': len(labels),
           'eval_accuracy': part_accuracies(logits, labels, weights, bias)}
 

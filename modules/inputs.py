@@ -69,8 +69,9 @@ def _input_options() -> tf.data.Options:
   return options
 
 
-def train_and_eval_datasets(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
-                            keys: Sequence[str], to_batch: Callable) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+def train_and_eval_datasets(
+    fn_args: FnArgs, tft_output: tft.TFTransformOutput, keys: Sequence[str],
+    to_batch: Callable) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
   """The Trainer's shuffled training batches and ordered eval batches, mapped by `to_batch`.
 
   Args:

@@ -184,7 +184,7 @@ class _Steps:
     def step(batch):
       inputs, targets, weights = keras.utils.unpack_x_y_sample_weight(batch)
       gradients, predictions, loss = self._gradients(inputs, targets, weights)
-      self._optimizer.apply_gradients(zip(gradients, self._model.trainable_variables))
+      self._optimizer.apply_gradients(zip(gradients, self._model.trainable_variables, strict=True))
       _update(self.train_metrics, loss, targets, predictions, weights)
     self._strategy.run(step, args=(next(iterator),))
 

@@ -33,7 +33,8 @@ def predict(model_path: str, texts: List[str]) -> List[Tuple[float, int]]:
   if not os.path.isdir(model_path):
     raise InferenceError(f'{model_path} is not a SavedModel folder')
   outputs = tf.saved_model.load(model_path).signatures['predict_text'](text=tf.constant(texts))
-  return list(zip(outputs['probability'].numpy().tolist(), outputs['label'].numpy().tolist()))
+  return list(zip(outputs['probability'].numpy().tolist(), outputs['label'].numpy().tolist(),
+                  strict=True))
 
 
 def fill_mask(sentence: str, pretrained_uri: str, transform_uri: str,

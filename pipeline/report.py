@@ -175,10 +175,10 @@ def _training_section(run: summary.RunSummary, out_dir: str) -> str:
     train, validation = (_scalars(os.path.join(model_run, part)) for part in ('train', 'validation'))
     metrics = [name for name in train if name != 'learning_rate']
     figure, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
-    for axis, metric in zip(axes[0], metrics):
+    for axis, metric in zip(axes[0], metrics, strict=True):
       for label, curves in (('train', train), ('validation', validation)):
         if curves.get(metric):
-          epochs, values = zip(*sorted(curves[metric]))
+          epochs, values = zip(*sorted(curves[metric]), strict=True)
           axis.plot(np.array(epochs) + 1, values, marker='o', label=label)
       axis.set(title=f'{trainer}: {metric}', xlabel='epoch')
       axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

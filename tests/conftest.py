@@ -113,7 +113,7 @@ def transform_reviews(reviews: List[str], labels: List[int], workdir: pathlib.Pa
     The transformed rows, and the folder of the transform graph (a TFTransformOutput).
   """
   raw = [{features.TEXT_KEY: [text.encode()], features.LABEL_KEY: [label]}
-         for text, label in zip(reviews, labels)]
+         for text, label in zip(reviews, labels, strict=True)]
   config = {'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size,
             'ngram_buckets': ngram_buckets}
   transform_dir = str(workdir / 'transform')

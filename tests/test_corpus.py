@@ -13,7 +13,6 @@ from pipeline import corpus
 from tests.conftest import REPO_ROOT, write_corpus
 
 
-
 def test_local_folder_or_its_parent_resolves_to_the_aclimdb_folder(small_corpus):
   assert corpus.resolve_corpus(str(small_corpus)) == str(small_corpus)
   assert corpus.resolve_corpus(str(small_corpus.parent)) == str(small_corpus)

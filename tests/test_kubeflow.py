@@ -6,7 +6,6 @@ import re
 
 import pytest
 import yaml
-from tfx import v1 as tfx
 
 import kubeflow_runner
 from pipeline import configs

@@ -69,7 +69,7 @@ def test_masked_lm_head_computes_what_keras_hubs_does_with_the_same_gradients(ti
     reference_gradients[1] = reference_gradients[1].T
   np.testing.assert_allclose(our_logits, reference_logits, rtol=1e-5, atol=1e-5)
   assert len(our_gradients) == len(reference_gradients) == 7
-  for our_gradient, reference_gradient in zip(our_gradients, reference_gradients):
+  for our_gradient, reference_gradient in zip(our_gradients, reference_gradients, strict=True):
     np.testing.assert_allclose(our_gradient, reference_gradient, rtol=1e-4, atol=1e-4)
 
 
@@ -119,7 +119,8 @@ def test_an_encoder_in_float32_computes_what_it_did_in_bfloat16_with_the_same_we
   assert models.in_float32(single) is single
   token_ids = _token_ids(np.random.default_rng(6))
   outputs = [encoder({'token_ids': token_ids, 'segment_ids': np.zeros_like(token_ids),
-                      'padding_mask': np.ones_like(token_ids)})['sequence_output'] for encoder in (mixed, single)]
+                      'padding_mask': np.ones_like(token_ids)})['sequence_output']
+             for encoder in (mixed, single)]
   assert (outputs[0].dtype, outputs[1].dtype) == (tf.bfloat16, tf.float32)
   for weight, copied in zip(mixed.weights, single.weights, strict=True):
     assert weight.dtype == copied.dtype == 'float32'

@@ -72,14 +72,14 @@ def _distinct_ngram_buckets(review: str) -> list:
   """The hash buckets of a review's distinct unigrams and bigrams, in order of appearance."""
   words = [word.decode() for word in
            tf.strings.split(preprocessing.standardize(tf.constant([review]))).to_list()[0]]
-  ngrams = words + [f'{first} {second}' for first, second in zip(words, words[1:])]
+  ngrams = words + [f'{first} {second}' for first, second in zip(words, words[1:], strict=False)]
   buckets = tf.strings.to_hash_bucket_fast(ngrams, NGRAM_BUCKETS - 1).numpy() + 1
   return list(dict.fromkeys(buckets.tolist()))
 
 
 def test_ngram_ids_hash_every_distinct_unigram_and_bigram_of_the_review(transformed):
   (reviews, _), (rows, _) = transformed
-  for review, row in zip(reviews, rows):
+  for review, row in zip(reviews, rows, strict=True):
     ngram_ids = row[features.NGRAM_IDS_KEY]
     assert ngram_ids.shape == (features.MAX_NGRAMS_PER_REVIEW,)
     expected = _distinct_ngram_buckets(review)
@@ -98,7 +98,7 @@ def test_ngram_log_ratios_are_naive_bayes_log_count_ratios_of_the_labeled_review
   (_, labels), (rows, _) = transformed
   # Reviews with each bucket, by label, plus one; unlabeled reviews count for neither.
   counts = {label: np.ones(NGRAM_BUCKETS) for label in (0, 1)}
-  for label, row in zip(labels, rows):
+  for label, row in zip(labels, rows, strict=True):
     if label != features.UNLABELED:
       ids = row[features.NGRAM_IDS_KEY]
       counts[label][ids[ids != features.PAD_ID]] += 1
@@ -144,6 +144,6 @@ def test_masking_statistics(transformed):
 def test_masking_is_deterministic_across_runs(transformed, tmp_path):
   (reviews, labels), (rows, _) = transformed
   rerun, _ = _transform(reviews, labels, tmp_path)
-  for first, second in zip(rows, rerun):
+  for first, second in zip(rows, rerun, strict=True):
     for key in (features.MLM_TOKEN_IDS_KEY, features.MLM_POSITIONS_KEY, features.MLM_WEIGHTS_KEY):
       np.testing.assert_array_equal(first[key], second[key])

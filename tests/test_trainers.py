@@ -60,8 +60,8 @@ def test_pretraining_in_bfloat16_saves_a_float32_encoder_that_fine_tuning_starts
   logits = masked_lm.serve({
       features.TOKEN_IDS_KEY: tf.fill([1, inputs.sequence_length(tft_output, features.MLM_TOKEN_IDS_KEY)],
                                       tf.constant(features.MASK_ID, tf.int64)),
-      models.MASK_POSITIONS_INPUT: tf.zeros([1, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY)],
-                                            tf.int64)})
+      models.MASK_POSITIONS_INPUT: tf.zeros(
+          [1, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY)], tf.int64)})
   assert logits.dtype == tf.float32
   encoder = keras.saving.load_model(os.path.join(fn_args['serving_model_dir'], models.ENCODER_FILE))
   assert {layer.compute_dtype for layer in encoder._flatten_layers()} == {'float32'}

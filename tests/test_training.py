@@ -46,5 +46,6 @@ def test_a_dtype_policy_named_is_used_whatever_the_cpu(tmp_path):
 
 
 def test_a_dtype_policy_keras_does_not_know_is_refused_when_the_preset_is_written():
-  with pytest.raises(ValueError, match="dtype_policy must be one of float32, mixed_bfloat16, auto, not 'bf16'"):
+  with pytest.raises(ValueError,
+                     match="dtype_policy must be one of float32, mixed_bfloat16, auto, not 'bf16'"):
     dataclasses.replace(configs.PRESETS['default'].pretraining, dtype_policy='bf16')

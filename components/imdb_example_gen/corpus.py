@@ -85,7 +85,7 @@ def _folder_glob(folders: Sequence[str]) -> str:
   leaves = [folder.split('/')[1] for folder in folders]
   if len(leaves) == 1:
     return leaves[0]
-  return ''.join('[' + ''.join(sorted(set(chars))) + ']' for chars in zip(*leaves))
+  return ''.join('[' + ''.join(sorted(set(chars))) + ']' for chars in zip(*leaves, strict=True))
 
 
 def first_per_folder(items: Iterable[T], limit: Optional[int],
