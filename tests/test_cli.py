@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT, SMOKE_PIPELINE
 
+pytestmark = pytest.mark.slow  # The command in subprocesses, and two pipeline runs.
+
 # The console script pip installed from pyproject.toml, beside this interpreter.
 IMDB_BERT = os.path.join(os.path.dirname(sys.executable), 'imdb-bert')
 SUBCOMMANDS = {'run': ('--preset', '--data', '--output-dir', '--span-window', '--verbose'),

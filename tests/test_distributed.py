@@ -13,6 +13,8 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from modules import models, training
 from tests.conftest import REPO_ROOT, trainer_fn_args
 
+pytestmark = pytest.mark.slow  # Two training processes per test.
+
 _WORKER_SCRIPT = '''
 import importlib, json, sys
 from absl import logging
@@ -50,7 +52,7 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(transformed, module,
   workers = [_start_worker(module, fn_args, cluster, index) for index in range(2)]
   logs = [worker.communicate(timeout=600)[0] for worker in workers]
 
-  for worker, log in zip(workers, logs):
+  for worker, log in zip(workers, logs, strict=True):
     assert worker.returncode == 0, log[-4000:]
     assert 'Training on 2 replica(s) in sync' in log
   # Trained on different halves of each batch: equal weights at the end mean the gradients

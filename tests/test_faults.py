@@ -8,12 +8,15 @@ import subprocess
 import sys
 import time
 
+import pytest
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.atomic_pusher.component import PUSH_LOG
 from modules import training
 from tests.conftest import (REPO_ROOT, SMOKE_PIPELINE, run_smoke_pipeline, smoke_run_command,
                             trainer_fn_args, write_corpus)
+
+pytestmark = pytest.mark.slow  # Trainers and pipelines killed and rerun in subprocesses.
 
 EPOCHS = 6
 _ATTEMPT_SCRIPT = '''
@@ -27,6 +30,7 @@ pretrain_trainer.run_fn(FnArgs(**json.loads(sys.argv[1])))
 _LONG_PRETRAINING_RUNNER = f'''
 import dataclasses, sys
 import local_runner
+
 from pipeline import configs
 smoke = configs.PRESETS['smoke']
 configs.PRESETS['smoke'] = dataclasses.replace(smoke, pretraining=dataclasses.replace(

@@ -2,12 +2,14 @@
 
 import os
 
+import pytest
 from tfx.types import standard_artifacts
 
 from components.data_gate import component as data_gate
 from tests.conftest import run_smoke_pipeline, write_corpus
 
 
+@pytest.mark.slow
 def test_out_of_schema_data_stops_the_run_before_transform_naming_split_and_feature(tmp_path):
   corpus = write_corpus(tmp_path, reviews_per_folder=30)
   # A drop rated on a 100-point scale: outside the schema's rating domain [0, 10].

@@ -38,6 +38,7 @@ def _serving_path(artifact):
   return os.path.join(artifact['uri'], 'Format-Serving')
 
 
+@pytest.mark.slow
 def test_the_retraining_spec_runs_twice_as_kfp_runs_it_and_builds_on_what_it_pushed(tmp_path):
   drops, serving = tmp_path / 'drops', tmp_path / 'serving'
   drops.mkdir()

@@ -7,11 +7,14 @@ import subprocess
 import sys
 
 import ml_metadata as mlmd
+import pytest
 from tfx import v1 as tfx
 
 from modules import classifier_trainer
 from pipeline import configs
 from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME
+
+pytestmark = pytest.mark.slow  # Two pipeline runs in subprocesses.
 
 COMPONENTS = {'ImdbExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator', 'DataGate',
               'Transform', 'PretrainTrainer', 'ClassifierTrainer',

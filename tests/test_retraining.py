@@ -2,10 +2,13 @@
 
 import os
 
+import pytest
 from tfx.utils import path_utils
 
 from modules import models
 from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, write_drop
+
+pytestmark = pytest.mark.slow  # Five pipeline runs in subprocesses.
 
 SPAN_WINDOW = 2
 

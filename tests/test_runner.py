@@ -3,11 +3,14 @@
 import subprocess
 import time
 
+import pytest
 from tfx import v1 as tfx
 
 from pipeline import run_lock, summary
 from tests.conftest import (REPO_ROOT, SMOKE_PIPELINE as PIPELINE_NAME, smoke_run_command as _command,
                             write_corpus)
+
+pytestmark = pytest.mark.slow  # Pipeline runs in subprocesses.
 
 
 def test_unwritable_output_directory_is_refused_naming_the_path(small_corpus, tmp_path):
