@@ -20,10 +20,8 @@ quiet.unless_verbose(sys.argv)  # Before TensorFlow loads.
 
 from tfx import v1 as tfx  # pylint: disable=wrong-import-position
 
-from components.data_gate import DataAnomaliesError
-from components.imdb_example_gen.corpus import CorpusError
 from pipeline import configs, console, corpus, run_lock, summary
-from pipeline.pipeline import compile_for_local, create_pipeline
+from pipeline.pipeline import DataAnomaliesError, compile_for_local, create_pipeline
 
 DEFAULT_OUTPUT_DIR = 'tfx_root'
 
@@ -59,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
   try:
     corpus_path = (corpus.resolve_drops(args.data) if args.span_window
                    else corpus.resolve_corpus(args.data))
-  except CorpusError as error:
+  except corpus.CorpusError as error:
     print(f'error: {error}', file=sys.stderr)
     return 2
 

@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from modules import classifier_trainer, features, models, training
-from pipeline import configs, corpus, inference, summary
+from modules import classifier_trainer, features, inference, models, outputs
+from pipeline import configs, corpus, summary
 from pipeline.pipeline import compile_for_local, create_pipeline
 
 RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
@@ -94,7 +94,7 @@ def run_pipeline(preset_name: str, corpus_path: str, output_dir: pathlib.Path,
 
 
 def training_stats(model_run_uri: str) -> dict:
-  with open(os.path.join(model_run_uri, training.TRAINING_STATS_FILE)) as stats_file:
+  with open(os.path.join(model_run_uri, outputs.TRAINING_STATS_FILE)) as stats_file:
     return json.load(stats_file)
 
 
@@ -102,7 +102,7 @@ def blend(run: summary.RunSummary) -> dict:
   """The ClassifierTrainer's blend: its weights, and the eval and test accuracy of each part and
   of the blend (test is only reported, as the Evaluator's figures are)."""
   with open(os.path.join(run.outputs['ClassifierTrainer']['ModelRun'],
-                         classifier_trainer.BLEND_FILE)) as blend_file:
+                         outputs.BLEND_FILE)) as blend_file:
     fitted = json.load(blend_file)
   return {**fitted, 'test_accuracy': test_accuracy_of_parts(run)}
 
@@ -114,7 +114,7 @@ def test_accuracy_of_parts(run: summary.RunSummary, chunk: int = 500) -> dict:
   from tfx.utils import path_utils
 
   model = keras.saving.load_model(os.path.join(
-      path_utils.serving_model_dir(run.outputs['ClassifierTrainer']['Model']), models.CLASSIFIER_FILE))
+      path_utils.serving_model_dir(run.outputs['ClassifierTrainer']['Model']), outputs.CLASSIFIER_FILE))
   parts = models.part_logits(model)
   transform = tft.TFTransformOutput(run.outputs['Transform']['TransformGraph']).transform_features_layer()
   texts, labels = zip(*summary.reviews(run.outputs['ImdbExampleGen']['Examples'], 'test'), strict=True)

@@ -20,7 +20,7 @@ import tempfile
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import features, models, training
+from modules import features, models, outputs, training
 from pipeline import configs
 from run_benchmark import (machine, matmul_flops_per_second,  # This folder's.
                            mlm_speed_row, mlm_training_flops_per_sequence, write_results)
@@ -66,7 +66,7 @@ def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> dict:
   training.fit(model, batches, batches, fn_args, strategy,
                loss=models.MaskedLMCrossEntropy(),
                metrics=[models.MaskedTokenAccuracy()])
-  with open(os.path.join(fn_args.model_run_dir, training.TRAINING_STATS_FILE)) as stats_file:
+  with open(os.path.join(fn_args.model_run_dir, outputs.TRAINING_STATS_FILE)) as stats_file:
     return json.load(stats_file)
 
 

@@ -24,7 +24,8 @@ quiet.unless_verbose(sys.argv)  # Before TensorFlow loads.
 
 import kubeflow_runner  # pylint: disable=wrong-import-position
 import local_runner
-from pipeline import configs, console, inference, summary
+from modules import inference
+from pipeline import configs, console, summary
 from tfx import v1 as tfx
 
 _PREVIEW_CHARACTERS = 70
@@ -54,9 +55,18 @@ def _latest_run(args: argparse.Namespace) -> summary.RunSummary:
   return summary.summarize(_metadata(args), configs.pipeline_name(args.preset))
 
 
+def _served_model(args: argparse.Namespace) -> str:
+  """--model, else the newest version pushed under --output-dir for --preset."""
+  serving_dir = local_runner.serving_dir(args.output_dir, args.preset)
+  model = args.model or summary.newest_pushed_model(serving_dir)
+  if not model:
+    raise console.UserError(f'no pushed model under {serving_dir}: run the pipeline until a model '
+                            'is blessed, or pass --model PATH')
+  return model
+
+
 def _predict(args: argparse.Namespace) -> int:
-  model = args.model or inference.latest_pushed_model(
-      local_runner.serving_dir(args.output_dir, args.preset))
+  model = _served_model(args)
   texts = args.text or [line.rstrip('\n') for line in sys.stdin if line.strip()]
   if not texts:
     raise console.UserError('no text to score: pass reviews as arguments or one per line on stdin')
@@ -158,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   console.set_log_level(args.verbose)
-  return console.exit_status(lambda: args.handler(args), args.verbose)
+  return console.exit_status(lambda: args.handler(args), args.verbose,
+                             user_errors=(inference.InferenceError,))
 
 
 if __name__ == '__main__':

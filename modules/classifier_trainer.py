@@ -11,10 +11,8 @@ import tensorflow_transform as tft
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import features, inputs, models, serving, training
+from modules import features, inputs, models, outputs, serving, training
 
-# Written to the Trainer's ModelRun directory: the fitted blend and each part's eval accuracy.
-BLEND_FILE = 'blend.json'
 # The classifier's parts, in the order of `models.part_logits`' columns.
 PART_NAMES = ('encoder', 'ngrams')
 # Ridge penalty of the blend's logistic regression: keeps its few weights finite when one part
@@ -47,7 +45,7 @@ def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
   encoder = models.build_encoder(*inputs.encoder_shape(tft_output), config)
   if fn_args.base_model:
     # The pretrained weights in an encoder of fine-tuning's dropout, not pretraining's.
-    pretrained = keras.saving.load_model(os.path.join(fn_args.base_model, models.ENCODER_FILE))
+    pretrained = keras.saving.load_model(os.path.join(fn_args.base_model, outputs.ENCODER_FILE))
     encoder.set_weights(pretrained.get_weights())
   return models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
 
@@ -64,8 +62,8 @@ def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
   Raises:
     ValueError: the saved encoder or head does not fit this run's model.
   """
-  previous = keras.saving.load_model(os.path.join(path, models.CLASSIFIER_FILE))
-  with tf.io.gfile.GFile(os.path.join(path, models.VOCABULARY_FILE)) as vocabulary_file:
+  previous = keras.saving.load_model(os.path.join(path, outputs.CLASSIFIER_FILE))
+  with tf.io.gfile.GFile(os.path.join(path, outputs.VOCABULARY_FILE)) as vocabulary_file:
     previous_ids = {token: i for i, token in enumerate(vocabulary_file.read().splitlines())}
   encoder = models.build_encoder(len(vocabulary), sequence_length, config)
   model = models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
@@ -155,8 +153,8 @@ def part_accuracies(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray,
 
 def _save_for_warm_start(model: keras.Model, vocabulary: List[str], serving_model_dir: str) -> None:
   """Saves the Keras classifier and its vocabulary beside the serving SavedModel."""
-  model.save(os.path.join(serving_model_dir, models.CLASSIFIER_FILE))
-  with tf.io.gfile.GFile(os.path.join(serving_model_dir, models.VOCABULARY_FILE), 'w') as out:
+  model.save(os.path.join(serving_model_dir, outputs.CLASSIFIER_FILE))
+  with tf.io.gfile.GFile(os.path.join(serving_model_dir, outputs.VOCABULARY_FILE), 'w') as out:
     out.write('\n'.join(vocabulary) + '\n')
 
 
@@ -193,7 +191,7 @@ def run_fn(fn_args: FnArgs) -> None:
   blend = _fit_blend(model, parts, eval_dataset, fn_args.eval_steps)
   logging.info('Blend fitted on eval: %s', blend)
   with training.output_dir(fn_args.model_run_dir, strategy) as model_run_dir:
-    with tf.io.gfile.GFile(os.path.join(model_run_dir, BLEND_FILE), 'w') as out:
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, outputs.BLEND_FILE), 'w') as out:
       out.write(json.dumps(blend, indent=2))
   with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
     serving.export(model, tft_output, model_dir)

@@ -17,16 +17,6 @@ NGRAM_WEIGHT_SCALE = 10.0
 NGRAM_WEIGHTS_LAYER = 'ngram_weights'
 # Weighs the classifier's part logits into its logit; fitted on `eval`, not by gradient.
 BLEND_LAYER = 'blend'
-# The pretrained encoder (config and weights), saved beside the pretraining SavedModel:
-# Keras 3 cannot load a SavedModel directory.
-ENCODER_FILE = 'encoder.keras'
-# The classifier and the token of each of its ids, saved beside the serving SavedModel so a
-# later run can warm-start from it.
-CLASSIFIER_FILE = 'classifier.keras'
-VOCABULARY_FILE = 'vocabulary.txt'
-# Written by the PretrainTrainer instead of a model when the classifier continues from a blessed
-# one, which holds its own encoder.
-PRETRAINING_SKIPPED_FILE = 'pretraining_skipped.json'
 
 
 def build_encoder(vocabulary_size: int, sequence_length: int, config: Dict[str, Any],

@@ -9,7 +9,7 @@ import tensorflow_transform as tft
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import features, inputs, models, training
+from modules import features, inputs, models, outputs, training
 
 _MLM_KEYS = (features.MLM_TOKEN_IDS_KEY, features.MLM_POSITIONS_KEY,
              features.MLM_LABELS_KEY, features.MLM_WEIGHTS_KEY)
@@ -30,7 +30,7 @@ def _skip(fn_args: FnArgs, strategy: tf.distribute.Strategy) -> None:
   logging.info('Pretraining skipped: %s (%s)', reason, warm_start_model)
   with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
     tf.io.gfile.makedirs(model_dir)
-    with tf.io.gfile.GFile(os.path.join(model_dir, models.PRETRAINING_SKIPPED_FILE), 'w') as out:
+    with tf.io.gfile.GFile(os.path.join(model_dir, outputs.PRETRAINING_SKIPPED_FILE), 'w') as out:
       json.dump({'reason': reason, features.WARM_START_MODEL_KEY: warm_start_model}, out)
 
 
@@ -66,4 +66,4 @@ def run_fn(fn_args: FnArgs) -> None:
                metrics=[models.MaskedTokenAccuracy()])
   with training.output_dir(fn_args.serving_model_dir, strategy) as model_dir:
     model.export(model_dir, verbose=False)
-    models.in_float32(encoder).save(os.path.join(model_dir, models.ENCODER_FILE))
+    models.in_float32(encoder).save(os.path.join(model_dir, outputs.ENCODER_FILE))

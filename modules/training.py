@@ -22,10 +22,8 @@ import tensorflow as tf
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import models
+from modules import models, outputs
 
-# Written to the Trainer's ModelRun directory: step timing and the metrics of each epoch.
-TRAINING_STATS_FILE = 'training_stats.json'
 # Written to the backup directory after each epoch: {"epoch": epochs finished}.
 BACKUP_PROGRESS_FILE = 'progress.json'
 # XLA's CPU compiler rewrites each long reduction (a bias's gradient over the batch's tokens,
@@ -242,7 +240,7 @@ class _Log:
         for name, value in logs.items():
           if name.startswith('val_') == (part == 'validation'):
             tf.summary.scalar(f'epoch_{name.removeprefix("val_")}', value)
-    with tf.io.gfile.GFile(os.path.join(self._dir, TRAINING_STATS_FILE), 'w') as stats_file:
+    with tf.io.gfile.GFile(os.path.join(self._dir, outputs.TRAINING_STATS_FILE), 'w') as stats_file:
       stats_file.write(json.dumps(self._stats, indent=2))
 
 

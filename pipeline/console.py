@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import traceback
-from typing import Callable, Dict, Optional, Set, TextIO
+from typing import Callable, Dict, Optional, Set, TextIO, Tuple, Type
 
 import ml_metadata as mlmd
 import tensorflow as tf
@@ -22,7 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.imdb_example_gen import executor as example_gen_executor
 from components.latest_pushed_model import component as latest_pushed_model
-from modules import features, training
+from modules import features, outputs
 from pipeline import summary
 
 
@@ -45,7 +45,7 @@ def key_output(type_name: str, artifact: metadata_store_pb2.Artifact) -> Optiona
     size = tft.TFTransformOutput(artifact.uri).vocabulary_size_by_name(features.VOCABULARY_NAME)
     return f'vocabulary {size:,} tokens'
   if type_name == 'ModelRun':
-    stats_path = os.path.join(artifact.uri, training.TRAINING_STATS_FILE)
+    stats_path = os.path.join(artifact.uri, outputs.TRAINING_STATS_FILE)
     if os.path.exists(stats_path):
       with open(stats_path) as stats_file:
         last_epoch = json.load(stats_file)['epochs'][-1]
@@ -169,8 +169,15 @@ def _drop_harmless_warnings(record: logging.LogRecord) -> bool:
   return not any(text in record.getMessage() for text in _HARMLESS_WARNINGS)
 
 
-def exit_status(command: Callable[[], int], verbose: bool) -> int:
+def exit_status(command: Callable[[], int], verbose: bool,
+                user_errors: Tuple[Type[Exception], ...] = ()) -> int:
   """Runs `command`; an unexpected error becomes one line on stderr (the traceback if `verbose`).
+
+  Args:
+    command: What to run; returns the exit status.
+    verbose: Print the traceback of an error too.
+    user_errors: Exception types that, like UserError, carry a message that says all a user
+      needs (from code that cannot import this module, such as `modules/`).
 
   Returns:
     The command's exit status, or 1 when it raised.
@@ -180,7 +187,7 @@ def exit_status(command: Callable[[], int], verbose: bool) -> int:
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     return 130
-  except UserError as error:
+  except (UserError, *user_errors) as error:
     if verbose:
       traceback.print_exc()
     print(f'error: {error}', file=sys.stderr)

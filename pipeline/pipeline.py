@@ -18,6 +18,8 @@ from tfx.proto.orchestration import pipeline_pb2
 
 from components.atomic_pusher import AtomicPusher
 from components.data_gate import DataGate
+# What a run that the data gate stopped raises: runners catch it from here.
+from components.data_gate import DataAnomaliesError as DataAnomaliesError
 from components.evaluator import Evaluator
 from components.imdb_example_gen import ImdbExampleGen
 from components.latest_pushed_model import LatestPushedModel

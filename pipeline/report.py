@@ -22,8 +22,8 @@ import tensorflow_transform as tft  # pylint: disable=wrong-import-position
 from ml_metadata.proto import metadata_store_pb2  # pylint: disable=wrong-import-position
 from tensorflow_model_analysis.writers import eval_config_writer  # pylint: disable=wrong-import-position
 
-from modules import features  # pylint: disable=wrong-import-position
-from pipeline import inference, summary  # pylint: disable=wrong-import-position
+from modules import features, inference  # pylint: disable=wrong-import-position
+from pipeline import summary  # pylint: disable=wrong-import-position
 from pipeline.pipeline import SERVED_MODEL_ID  # pylint: disable=wrong-import-position
 
 REPORT_FILE = 'index.html'

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 
+from components import atomic_pusher
 from components.imdb_example_gen import executor as example_gen_executor
 from components.latest_pushed_model import component as latest_pushed_model
 from modules import features
@@ -135,6 +136,13 @@ def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
     summary.blessed = properties['blessed'].int_value == 1
   elif type_name == 'PushedModel' and properties['pushed'].int_value == 1:
     summary.pushed_to = properties['pushed_destination'].string_value
+
+
+def newest_pushed_model(serving_dir: str) -> Optional[str]:
+  """The newest version folder the Pusher wrote under `serving_dir` (what a model server
+  serves), or None when nothing was pushed there."""
+  version = atomic_pusher.newest_version(serving_dir)
+  return os.path.join(serving_dir, version) if version else None
 
 
 def candidate_metrics_by_slice(evaluation_uri: str) -> List[Tuple[Any, Dict[str, float]]]:

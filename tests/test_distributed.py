@@ -10,7 +10,7 @@ import sys
 import pytest
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import models, training
+from modules import outputs, training
 from tests.conftest import REPO_ROOT, trainer_fn_args
 
 pytestmark = pytest.mark.slow  # Two training processes per test.
@@ -43,8 +43,8 @@ def _start_worker(module, fn_args, cluster, index):
 
 
 @pytest.mark.parametrize('module, saved_file', [
-    ('modules.pretrain_trainer', models.ENCODER_FILE),
-    ('modules.classifier_trainer', models.CLASSIFIER_FILE)])
+    ('modules.pretrain_trainer', outputs.ENCODER_FILE),
+    ('modules.classifier_trainer', outputs.CLASSIFIER_FILE)])
 def test_two_workers_train_as_one_and_only_the_chief_writes(transformed, module, saved_file):
   workdir, transform_dir = transformed
   fn_args = trainer_fn_args(workdir, transform_dir, module, epochs=2, steps_per_epoch=5)
@@ -64,6 +64,6 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(transformed, module,
   assert len(blends[0]) == (module == 'modules.classifier_trainer') and blends[0] == blends[1]
   # The chief (worker 0) wrote the model and the training log; the other wrote nothing there.
   assert sorted(os.listdir(fn_args['serving_model_dir'])).count(saved_file) == 1
-  stats = json.load(open(os.path.join(fn_args['model_run_dir'], training.TRAINING_STATS_FILE)))
+  stats = json.load(open(os.path.join(fn_args['model_run_dir'], outputs.TRAINING_STATS_FILE)))
   assert len(stats['epochs']) == 2
   assert not os.path.exists(training.backup_dir(FnArgs(**fn_args)))

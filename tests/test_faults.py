@@ -12,7 +12,7 @@ import pytest
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.atomic_pusher.component import PUSH_LOG
-from modules import training
+from modules import outputs, training
 from tests.conftest import (REPO_ROOT, SMOKE_PIPELINE, run_smoke_pipeline, smoke_run_command,
                             trainer_fn_args, write_corpus)
 
@@ -82,7 +82,7 @@ def test_a_killed_trainer_resumes_from_its_last_epoch(transformed):
   second = _attempt(second_args)
   log = second.communicate(timeout=600)[0]
   assert second.returncode == 0, log[-4000:]
-  stats = json.load(open(os.path.join(second_args['model_run_dir'], training.TRAINING_STATS_FILE)))
+  stats = json.load(open(os.path.join(second_args['model_run_dir'], outputs.TRAINING_STATS_FILE)))
   assert stats['first_epoch'] == resumed_from >= 2
   assert len(stats['epochs']) == EPOCHS - resumed_from
   assert os.path.isfile(os.path.join(second_args['serving_model_dir'], 'encoder.keras'))
@@ -109,7 +109,7 @@ def test_a_pipeline_killed_in_pretraining_reruns_from_cache_resumes_and_pushes_o
   assert {states[component] for component in UPSTREAM_OF_PRETRAINING} == {'CACHED'}
   assert states['PretrainTrainer'] == 'COMPLETE'
   stats = json.load(open(os.path.join(rerun.outputs['PretrainTrainer']['ModelRun'],
-                                      training.TRAINING_STATS_FILE)))
+                                      outputs.TRAINING_STATS_FILE)))
   assert stats['first_epoch'] == resumed_from >= 2
   assert len(stats['epochs']) == EPOCHS - resumed_from
   assert rerun.blessed is True

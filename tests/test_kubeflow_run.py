@@ -12,7 +12,7 @@ import pytest
 from tfx import v1 as tfx
 
 import kubeflow_runner
-from modules import models
+from modules import outputs
 from pipeline.pipeline import SCHEMA_PATH
 from tests import kfp_launcher
 from tests.conftest import write_drop
@@ -52,7 +52,7 @@ def test_the_retraining_spec_runs_twice_as_kfp_runs_it_and_builds_on_what_it_pus
   assert not any(result.cached for result in first.values())
   assert first['ImdbExampleGen'].outputs['examples']['metadata']['spans'] == '1'
   assert not os.listdir(first['LatestPushedModel'].outputs['model']['uri'])  # Nothing served.
-  assert models.ENCODER_FILE in os.listdir(_serving_path(first['PretrainTrainer'].outputs['model']))
+  assert outputs.ENCODER_FILE in os.listdir(_serving_path(first['PretrainTrainer'].outputs['model']))
   assert first['Evaluator'].outputs['blessing']['metadata']['blessed'] == 1
   pushed = first['Pusher'].outputs['pushed_model']['metadata']
   assert pushed['pushed'] == 1
@@ -70,7 +70,7 @@ def test_the_retraining_spec_runs_twice_as_kfp_runs_it_and_builds_on_what_it_pus
   blessing = second['Evaluator'].outputs['blessing']['metadata']
   assert (blessing['baseline_model'], blessing['baseline_model_id']) == (served['uri'], served['name'])
   with open(os.path.join(_serving_path(second['PretrainTrainer'].outputs['model']),
-                         models.PRETRAINING_SKIPPED_FILE)) as skipped:
+                         outputs.PRETRAINING_SKIPPED_FILE)) as skipped:
     assert json.load(skipped)['warm_start_model'] == _serving_path(served)
   assert f'Warm start from {_serving_path(served)}' in second['ClassifierTrainer'].log
   if blessing['blessed'] == 1:

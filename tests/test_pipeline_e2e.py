@@ -10,7 +10,7 @@ import ml_metadata as mlmd
 import pytest
 from tfx import v1 as tfx
 
-from modules import classifier_trainer
+from modules import outputs
 from pipeline import configs
 from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME
 
@@ -55,7 +55,7 @@ def test_every_component_executed(two_runs):
 
 def test_classifier_blend_was_fitted_on_the_eval_batches(two_runs):
   _, (_, first), _ = two_runs
-  blend_path = os.path.join(first.outputs['ClassifierTrainer']['ModelRun'], classifier_trainer.BLEND_FILE)
+  blend_path = os.path.join(first.outputs['ClassifierTrainer']['ModelRun'], outputs.BLEND_FILE)
   with open(blend_path) as blend_file:
     blend = json.load(blend_file)
   fine_tuning = configs.PRESETS['smoke'].fine_tuning

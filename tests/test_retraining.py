@@ -5,7 +5,7 @@ import os
 import pytest
 from tfx.utils import path_utils
 
-from modules import models
+from modules import outputs
 from tests.conftest import SMOKE_PIPELINE as PIPELINE_NAME, run_smoke_pipeline, write_drop
 
 pytestmark = pytest.mark.slow  # Five pipeline runs in subprocesses.
@@ -57,8 +57,8 @@ def test_drops_train_on_a_rolling_window_push_only_blessed_models_and_stop_on_sk
   assert served in second.inputs['Evaluator']
   assert served in second.inputs['ClassifierTrainer']
   assert served in second.inputs['PretrainTrainer']
-  assert models.ENCODER_FILE in os.listdir(_serving_dir(first, 'PretrainTrainer'))
-  assert os.listdir(_serving_dir(second, 'PretrainTrainer')) == [models.PRETRAINING_SKIPPED_FILE]
+  assert outputs.ENCODER_FILE in os.listdir(_serving_dir(first, 'PretrainTrainer'))
+  assert os.listdir(_serving_dir(second, 'PretrainTrainer')) == [outputs.PRETRAINING_SKIPPED_FILE]
 
   # Drop 3 has every training label flipped: trained with drop 2 it may or may not pass the gate,
   # but a version is pushed exactly when it is blessed.

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import classifier_trainer, features, inputs, models, pretrain_trainer, training
+from modules import classifier_trainer, features, inputs, models, outputs, pretrain_trainer, training
 from tests.conftest import trainer_fn_args
 
 
@@ -19,7 +19,7 @@ def _train_classifier(workdir, transform_dir, name: str, seed: int) -> str:
   fn_args['custom_config'].update(seed=seed, dropout=0.1, head_dropout=0.1)
   classifier_trainer.run_fn(FnArgs(**fn_args))
   return training.weights_digest(keras.saving.load_model(
-      os.path.join(fn_args['serving_model_dir'], models.CLASSIFIER_FILE)))
+      os.path.join(fn_args['serving_model_dir'], outputs.CLASSIFIER_FILE)))
 
 
 def test_the_same_seed_trains_the_same_weights_and_another_seed_others(transformed):
@@ -35,7 +35,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights_with_its_own_dropout(tra
   fn_args = trainer_fn_args(workdir, transform_dir, 'fine-tuning', epochs=1, steps_per_epoch=1)
   pretrained = models.build_encoder(*inputs.encoder_shape(tft_output),
                                     {**fn_args['custom_config'], 'dropout': 0.0})
-  pretrained.save(str(tmp_path / models.ENCODER_FILE))
+  pretrained.save(str(tmp_path / outputs.ENCODER_FILE))
   fn_args['custom_config']['dropout'] = 0.3
 
   classifier = classifier_trainer._classifier(
@@ -53,7 +53,7 @@ def test_pretraining_in_bfloat16_saves_a_float32_encoder_that_fine_tuning_starts
   fn_args['custom_config']['dtype_policy'] = 'mixed_bfloat16'
   pretrain_trainer.run_fn(FnArgs(**fn_args))
 
-  with open(os.path.join(fn_args['model_run_dir'], training.TRAINING_STATS_FILE)) as stats:
+  with open(os.path.join(fn_args['model_run_dir'], outputs.TRAINING_STATS_FILE)) as stats:
     assert json.load(stats)['dtype_policies'] == ['mixed_bfloat16']
   tft_output = tft.TFTransformOutput(transform_dir)
   masked_lm = tf.saved_model.load(fn_args['serving_model_dir'])
@@ -63,7 +63,7 @@ def test_pretraining_in_bfloat16_saves_a_float32_encoder_that_fine_tuning_starts
       models.MASK_POSITIONS_INPUT: tf.zeros(
           [1, inputs.sequence_length(tft_output, features.MLM_POSITIONS_KEY)], tf.int64)})
   assert logits.dtype == tf.float32
-  encoder = keras.saving.load_model(os.path.join(fn_args['serving_model_dir'], models.ENCODER_FILE))
+  encoder = keras.saving.load_model(os.path.join(fn_args['serving_model_dir'], outputs.ENCODER_FILE))
   assert {layer.compute_dtype for layer in encoder._flatten_layers()} == {'float32'}
 
   fine_tuning = trainer_fn_args(workdir, transform_dir, 'from-bfloat16', epochs=1, steps_per_epoch=1)

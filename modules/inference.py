@@ -1,4 +1,8 @@
-"""Using what a run produced: the pushed classifier on raw text, the pretrained encoder on `[mask]`."""
+"""Using what a run produced: the pushed classifier on raw text, the pretrained encoder on `[mask]`.
+
+Both load SavedModels the Trainers exported; `fill_mask` also builds the encoder's input the way
+Transform does, so it lives beside the code that defines that input.
+"""
 
 import os
 import re
@@ -8,24 +12,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import atomic_pusher
 from modules import features, inputs, models, preprocessing
-from pipeline import console
 
 MASK_WORD = '[mask]'
 
 
-class InferenceError(console.UserError):
-  """What the user asked for cannot be computed: no such model, no `[mask]`, ..."""
-
-
-def latest_pushed_model(serving_dir: str) -> str:
-  """The newest version folder the Pusher wrote under `serving_dir`."""
-  version = atomic_pusher.newest_version(serving_dir)
-  if version is None:
-    raise InferenceError(f'no pushed model under {serving_dir}: run the pipeline until a model is '
-                         'blessed, or pass --model PATH')
-  return os.path.join(serving_dir, version)
+class InferenceError(ValueError):
+  """What was asked cannot be computed (no such model, no `[mask]`, ...); the message says why."""
 
 
 def predict(model_path: str, texts: List[str]) -> List[Tuple[float, int]]:
