@@ -20,7 +20,7 @@ import tempfile
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import features, models, outputs, training
+from modules import config, features, models, outputs, training
 from pipeline import configs
 from run_benchmark import (machine, matmul_flops_per_second,  # This folder's.
                            mlm_speed_row, mlm_training_flops_per_sequence, write_results)
@@ -51,19 +51,18 @@ def seconds_per_step(preset: configs.Preset, steps_per_epoch: int) -> dict:
   """`training.fit`'s statistics of the MLM training: mean seconds of a timed step, dtype policies."""
   strategy = training.distribution_strategy()
   workdir = tempfile.mkdtemp(prefix='training-step-')
-  config = {**dataclasses.asdict(preset.encoder), **dataclasses.asdict(preset.pretraining),
-            'epochs': EPOCHS}
+  schedule = dataclasses.replace(preset.pretraining, epochs=EPOCHS)
   fn_args = FnArgs(train_files=[], eval_files=[], train_steps=EPOCHS * steps_per_epoch,
-                   eval_steps=1, transform_output=workdir, custom_config=config,
+                   eval_steps=1, transform_output=workdir,
                    model_run_dir=os.path.join(workdir, 'run'),
                    serving_model_dir=os.path.join(workdir, 'model'))
   with strategy.scope():
-    encoder = models.build_encoder(preset.vocabulary_size, preset.sequence_length, config,
-                                   training.dtype_policy(preset.pretraining.dtype_policy))
+    encoder = models.build_encoder(preset.vocabulary_size, preset.sequence_length, preset.encoder,
+                                   schedule.dropout, training.dtype_policy(schedule.dtype_policy))
     model = models.build_masked_lm(encoder, features.max_predictions(preset.sequence_length),
                                    preset.pretraining.tie_word_embeddings)
   batches = _random_batches(preset)
-  training.fit(model, batches, batches, fn_args, strategy,
+  training.fit(model, batches, batches, fn_args, schedule, strategy,
                loss=models.MaskedLMCrossEntropy(),
                metrics=[models.MaskedTokenAccuracy()])
   with open(os.path.join(fn_args.model_run_dir, outputs.TRAINING_STATS_FILE)) as stats_file:
@@ -77,7 +76,7 @@ def main() -> int:
   parser.add_argument('--vocabulary_size', type=int,
                       help="Instead of the preset's: how much of the step the masked-LM head's "
                            'projection onto the vocabulary takes')
-  parser.add_argument('--dtype_policy', choices=configs.DTYPE_POLICIES,
+  parser.add_argument('--dtype_policy', choices=config.DTYPE_POLICIES,
                       help="Instead of the preset's pretraining dtype policy")
   parser.add_argument('--name', help='Of the results files, bench/results/NAME.* '
                                      '(default: training-step-PRESET)')

@@ -11,7 +11,7 @@ import tensorflow_transform as tft
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import features, inputs, models, outputs, serving, training
+from modules import config, features, inputs, models, outputs, serving, training
 
 # The classifier's parts, in the order of `models.part_logits`' columns.
 PART_NAMES = ('encoder', 'ngrams')
@@ -35,23 +35,23 @@ def _vocabulary(tft_output: tft.TFTransformOutput) -> List[str]:
   return list(features.SPECIAL_TOKENS) + [token.decode() for token in learned]
 
 
-def _classifier(fn_args: FnArgs, tft_output: tft.TFTransformOutput,
-                vocabulary: List[str]) -> keras.Model:
+def _classifier(fn_args: FnArgs, settings: config.TrainerConfig,
+                tft_output: tft.TFTransformOutput, vocabulary: List[str]) -> keras.Model:
   """The classifier to fine-tune: warm-started, or on the pretrained (or a random) encoder."""
-  config = fn_args.custom_config
-  if config.get(features.WARM_START_MODEL_KEY):
-    return _warm_started(config[features.WARM_START_MODEL_KEY], vocabulary,
-                         inputs.sequence_length(tft_output, features.TOKEN_IDS_KEY), config)
-  encoder = models.build_encoder(*inputs.encoder_shape(tft_output), config)
+  if settings.warm_start_model:
+    return _warm_started(settings.warm_start_model, vocabulary,
+                         inputs.sequence_length(tft_output, features.TOKEN_IDS_KEY), settings)
+  encoder = models.build_encoder(*inputs.encoder_shape(tft_output), settings.encoder,
+                                 settings.training.dropout)
   if fn_args.base_model:
     # The pretrained weights in an encoder of fine-tuning's dropout, not pretraining's.
     pretrained = keras.saving.load_model(os.path.join(fn_args.base_model, outputs.ENCODER_FILE))
     encoder.set_weights(pretrained.get_weights())
-  return models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
+  return models.build_classifier(encoder, settings.training.head_dropout, settings.ngram_buckets)
 
 
 def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
-                  config: Dict[str, Any]) -> keras.Model:
+                  settings: config.TrainerConfig) -> keras.Model:
   """The classifier saved at `path`, its token embedding re-indexed to `vocabulary`.
 
   Transform learns a vocabulary on each run's data, so ids move between runs: a token known
@@ -65,8 +65,9 @@ def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
   previous = keras.saving.load_model(os.path.join(path, outputs.CLASSIFIER_FILE))
   with tf.io.gfile.GFile(os.path.join(path, outputs.VOCABULARY_FILE)) as vocabulary_file:
     previous_ids = {token: i for i, token in enumerate(vocabulary_file.read().splitlines())}
-  encoder = models.build_encoder(len(vocabulary), sequence_length, config)
-  model = models.build_classifier(encoder, config['head_dropout'], config['ngram_buckets'])
+  encoder = models.build_encoder(len(vocabulary), sequence_length, settings.encoder,
+                                 settings.training.dropout)
+  model = models.build_classifier(encoder, settings.training.head_dropout, settings.ngram_buckets)
   for weight, previous_weight in zip(_deep_weights(model), _deep_weights(previous), strict=True):
     is_token_embedding = weight is encoder.token_embedding.embeddings
     # The token embedding has a row per vocabulary entry; all other shapes must match.
@@ -85,7 +86,7 @@ def _warm_started(path: str, vocabulary: List[str], sequence_length: int,
                    len(vocabulary))
     else:
       weight.assign(previous_weight)
-  if config['ngram_buckets']:
+  if settings.ngram_buckets:
     _warm_start_ngrams(model, previous, path)
   return model
 
@@ -165,25 +166,24 @@ def run_fn(fn_args: FnArgs) -> None:
   the one whose parts have the best mean accuracy on `eval`, whose reviews then fit the blend.
 
   Args:
-    fn_args: TFX Trainer arguments; `base_model` is the PretrainTrainer's model.
-      `custom_config` holds `batch_size`, `seed`, `dropout` (the encoder's), `head_dropout`,
-      `ngram_buckets` (Transform's), the `training.fit` settings, the encoder's size and
-      `warm_start_model`: a classifier to continue from, which takes precedence over
-      `base_model`.
+    fn_args: TFX Trainer arguments; `base_model` is the PretrainTrainer's model, and
+      `custom_config` a `config.TrainerConfig`, whose `warm_start_model` (a classifier to
+      continue from) takes precedence over `base_model`.
 
   With TF_CONFIG naming several workers, each runs this and they train as one.
   """
   strategy = training.distribution_strategy()
-  keras.utils.set_random_seed(fn_args.custom_config['seed'])
+  settings = config.TrainerConfig.from_custom_config(fn_args.custom_config)
+  keras.utils.set_random_seed(settings.training.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   vocabulary = _vocabulary(tft_output)
   with strategy.scope():
-    model = _classifier(fn_args, tft_output, vocabulary)
+    model = _classifier(fn_args, settings, tft_output, vocabulary)
     parts = models.part_logits(model)
   train_dataset, eval_dataset = inputs.train_and_eval_datasets(
-      fn_args, tft_output, models.classifier_inputs(model) + [features.LABEL_KEY],
-      _part_batches(parts.output.shape[-1]))
-  training.fit(parts, train_dataset, eval_dataset, fn_args, strategy,
+      fn_args, settings.training, tft_output,
+      models.classifier_inputs(model) + [features.LABEL_KEY], _part_batches(parts.output.shape[-1]))
+  training.fit(parts, train_dataset, eval_dataset, fn_args, settings.training, strategy,
                loss=keras.losses.BinaryCrossentropy(from_logits=True),
                metrics=[keras.metrics.BinaryAccuracy(name='accuracy', threshold=0.0),
                         keras.metrics.AUC(name='auc', from_logits=True)],

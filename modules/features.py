@@ -13,10 +13,6 @@ LENGTH_BUCKET_KEY = 'length_bucket'  # Review length in words, bucketed: an eval
 # `label` of the unlabeled (unsup) reviews, as in TFDS imdb_reviews.
 UNLABELED = -1
 
-# The WarmStartTrainer's input, and the custom_config key under which its run_fn gets the
-# serving directory of that classifier to continue from.
-WARM_START_MODEL_KEY = 'warm_start_model'
-
 # Transformed features written by Transform.
 TOKEN_IDS_KEY = 'token_ids'  # Clean ids: what the classifier reads.
 MLM_TOKEN_IDS_KEY = 'mlm_token_ids'  # Ids after BERT masking: what the MLM reads.

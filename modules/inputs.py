@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import features
+from modules import config, features
 
 # Records shuffled at a time. Files may hold long runs of one label (ExampleGen writes each
 # aclImdb folder's reviews together), so a window smaller than the split gives batches that
@@ -70,20 +70,20 @@ def _input_options() -> tf.data.Options:
 
 
 def train_and_eval_datasets(
-    fn_args: FnArgs, tft_output: tft.TFTransformOutput, keys: Sequence[str],
-    to_batch: Callable) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+    fn_args: FnArgs, schedule: config.TrainingConfig, tft_output: tft.TFTransformOutput,
+    keys: Sequence[str], to_batch: Callable) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
   """The Trainer's shuffled training batches and ordered eval batches, mapped by `to_batch`.
 
   Args:
-    fn_args: The Trainer's arguments: files of each, `custom_config`'s `batch_size` and `seed`.
+    fn_args: The Trainer's arguments: the files of each.
+    schedule: The Trainer's `batch_size`, and the `seed` of the shuffling.
     tft_output: The Transform output whose feature spec parses the records.
     keys: The transformed features to parse.
     to_batch: Maps a dict of parsed features to what the model's `fit` takes.
   """
-  config = fn_args.custom_config
   return tuple(
-      transformed_dataset(files, tft_output, keys, config['batch_size'], shuffle,
-                          config['seed']).map(to_batch)
+      transformed_dataset(files, tft_output, keys, schedule.batch_size, shuffle,
+                          schedule.seed).map(to_batch)
       for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False)))
 
 

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional
 import keras
 import keras_hub
 
-from modules import features
+from modules import config, features
 
 # Inputs of the models built here.
 MASK_POSITIONS_INPUT = 'mask_positions'
@@ -19,24 +19,25 @@ NGRAM_WEIGHTS_LAYER = 'ngram_weights'
 BLEND_LAYER = 'blend'
 
 
-def build_encoder(vocabulary_size: int, sequence_length: int, config: Dict[str, Any],
-                  dtype_policy: Optional[str] = None) -> keras_hub.models.BertBackbone:
-  """A randomly initialized BERT encoder sized by `config`.
+def build_encoder(vocabulary_size: int, sequence_length: int, encoder: config.EncoderConfig,
+                  dropout: float, dtype_policy: Optional[str] = None) -> keras_hub.models.BertBackbone:
+  """A randomly initialized BERT encoder of `encoder`'s size.
 
   Args:
     vocabulary_size: Number of token ids, special tokens included.
     sequence_length: Length of every input sequence.
-    config: `num_layers`, `num_heads`, `hidden_dim`, `intermediate_dim`, `dropout`.
+    encoder: The encoder's size.
+    dropout: Dropout rate inside the encoder's blocks while it trains.
     dtype_policy: Keras's dtype policy: 'float32', or 'mixed_bfloat16' to compute in bfloat16
       with float32 weights; None follows Keras's global policy (`keras.config.dtype_policy()`).
   """
   return keras_hub.models.BertBackbone(
       vocabulary_size=vocabulary_size,
-      num_layers=config['num_layers'],
-      num_heads=config['num_heads'],
-      hidden_dim=config['hidden_dim'],
-      intermediate_dim=config['intermediate_dim'],
-      dropout=config['dropout'],
+      num_layers=encoder.num_layers,
+      num_heads=encoder.num_heads,
+      hidden_dim=encoder.hidden_dim,
+      intermediate_dim=encoder.intermediate_dim,
+      dropout=dropout,
       max_sequence_length=sequence_length,
       num_segments=1,
       dtype=dtype_policy)

@@ -10,7 +10,7 @@ from typing import Any, Dict
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from modules import features
+from modules import config, features
 
 # A hash in [0, 2**62) gives three independent draws per position from its bit fields.
 _HASH_BUCKETS = 2**62
@@ -147,24 +147,24 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict[str, Any]
   Args:
     inputs: Raw features: `text` (string) and `label` (int64, -1 when unlabeled), each
       [batch] or [batch, 1] as the schema's shape says.
-    custom_config: `sequence_length`, `vocabulary_size` and `ngram_buckets` (0: no
-      `ngram_ids`) from the pipeline.
+    custom_config: A `config.TransformConfig`, as the pipeline serialized it.
 
   Returns:
     Clean `token_ids`, the MLM features, `ngram_ids` with their `ngram_log_ratios`, and
     `label` ([batch]).
   """
-  sequence_length = custom_config['sequence_length']
+  settings = config.TransformConfig.from_custom_config(custom_config)
+  sequence_length = settings.sequence_length
   text = tf.reshape(inputs[features.TEXT_KEY], [-1])
   tokens = tf.strings.split(standardize(text))
   words = head_and_tail(tokens, sequence_length - 2)
-  token_ids = _token_ids(tokens, words, sequence_length, custom_config['vocabulary_size'])
+  token_ids = _token_ids(tokens, words, sequence_length, settings.vocabulary_size)
   outputs = mask_tokens(text, token_ids, sequence_length)
   outputs[features.TOKEN_IDS_KEY] = token_ids
   label = tf.reshape(inputs[features.LABEL_KEY], [-1])
-  if custom_config['ngram_buckets']:
-    ids = ngram_ids(tokens, custom_config['ngram_buckets'])
-    log_ratios = ngram_log_ratios(ids, label, custom_config['ngram_buckets'])
+  if settings.ngram_buckets:
+    ids = ngram_ids(tokens, settings.ngram_buckets)
+    log_ratios = ngram_log_ratios(ids, label, settings.ngram_buckets)
     shape = [None, features.MAX_NGRAMS_PER_REVIEW]
     outputs[features.NGRAM_IDS_KEY] = ids.to_tensor(features.PAD_ID, shape=shape)
     outputs[features.NGRAM_LOG_RATIOS_KEY] = log_ratios.to_tensor(0.0, shape=shape)

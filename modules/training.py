@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import models, outputs
+from modules import config, models, outputs
 
 # Written to the backup directory after each epoch: {"epoch": epochs finished}.
 BACKUP_PROGRESS_FILE = 'progress.json'
@@ -245,16 +245,17 @@ class _Log:
 
 
 def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
-        fn_args: FnArgs, strategy: tf.distribute.Strategy, loss: keras.losses.Loss,
-        metrics: List[keras.metrics.Metric], best_by: Optional[str] = None) -> List[Dict[str, float]]:
-  """Trains for `fn_args.train_steps` steps, validating `custom_config['epochs']` times.
+        fn_args: FnArgs, schedule: config.TrainingConfig, strategy: tf.distribute.Strategy,
+        loss: keras.losses.Loss, metrics: List[keras.metrics.Metric],
+        best_by: Optional[str] = None) -> List[Dict[str, float]]:
+  """Trains for `fn_args.train_steps` steps, validating `schedule.epochs` times.
 
   Args:
     model: The model to train, built under `strategy.scope()`.
     train_dataset: Endless (inputs, targets[, weights]) batches of the global batch size.
     eval_dataset: Endless validation batches; `fn_args.eval_steps` of them per validation.
-    fn_args: The Trainer's arguments; `custom_config` holds `epochs`, `learning_rate`,
-      `warmup_fraction`, `weight_decay` and `jit_compile`.
+    fn_args: The Trainer's arguments: steps, output folders.
+    schedule: `epochs`, `learning_rate`, `warmup_fraction`, `weight_decay`, `jit_compile`.
     strategy: From `distribution_strategy()`: each worker trains on its share of each batch.
     loss: The training loss, weighted by the dataset's weights where it has them.
     metrics: Metrics to report, weighted likewise (copies are made under the strategy).
@@ -267,16 +268,15 @@ def fit(model: keras.Model, train_dataset: tf.data.Dataset, eval_dataset: tf.dat
   by the next attempt from its last finished epoch, and the backup is deleted at the end.
   A progress bar in a terminal, one line per epoch in a log file.
   """
-  config = fn_args.custom_config
-  if config['jit_compile']:
+  if schedule.jit_compile:
     _use_plain_xla_reductions()
-  epochs = config['epochs']
+  epochs = schedule.epochs
   steps_per_epoch = max(1, fn_args.train_steps // epochs)
   with strategy.scope():
-    optimizer = models.optimizer(config['learning_rate'], steps_per_epoch * epochs,
-                                 config['warmup_fraction'], config['weight_decay'])
+    optimizer = models.optimizer(schedule.learning_rate, steps_per_epoch * epochs,
+                                 schedule.warmup_fraction, schedule.weight_decay)
     optimizer.build(model.trainable_variables)
-  steps = _Steps(model, optimizer, loss, metrics, strategy, config['jit_compile'])
+  steps = _Steps(model, optimizer, loss, metrics, strategy, schedule.jit_compile)
   logging.info('Training on %d replica(s) in sync', strategy.num_replicas_in_sync)
   train_batches = iter(strategy.experimental_distribute_dataset(train_dataset))
   eval_batches = iter(strategy.experimental_distribute_dataset(eval_dataset))

@@ -1,7 +1,9 @@
-"""Model and training settings, and the presets that bundle every knob of a run."""
+"""The presets that bundle every knob of a run; the settings' types are in `modules.config`."""
 
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
+
+from modules.config import EncoderConfig, TrainingConfig
 
 # Each preset runs as its own pipeline, `imdb-bert-PRESET` (a valid Kubeflow name).
 PIPELINE_NAME = 'imdb-bert'
@@ -10,50 +12,6 @@ PIPELINE_NAME = 'imdb-bert'
 def pipeline_name(preset: str) -> str:
   """The name of the preset's pipeline, the same locally and on Kubeflow."""
   return f'{PIPELINE_NAME}-{preset}'
-
-
-@dataclasses.dataclass(frozen=True)
-class EncoderConfig:
-  """Size of the BERT encoder."""
-  num_layers: int
-  num_heads: int
-  hidden_dim: int
-  intermediate_dim: int
-
-
-# Keras dtype policies a Trainer may train in; 'auto' is the faster of the others on the
-# machine that trains (see `training.dtype_policy`).
-DTYPE_POLICIES = ('float32', 'mixed_bfloat16', 'auto')
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-  """One Trainer's schedule: `steps` of `batch_size`, validated `epochs` times."""
-  steps: int
-  eval_steps: int
-  batch_size: int
-  epochs: int
-  learning_rate: float
-  warmup_fraction: float = 0.1
-  weight_decay: float = 0.01
-  jit_compile: bool = False  # XLA: faster steps on CPU, 20-60 s to compile each shape.
-  # Seeds the weights this Trainer initializes, its dropout and its shuffling.
-  seed: int = 0
-  dropout: float = 0.1  # The encoder's dropout while this Trainer trains it.
-  head_dropout: float = 0.1  # Dropout before the classifier's output (unused by pretraining).
-  # Whether the masked-LM head projects onto the vocabulary with the token embedding, as BERT
-  # does (unused by fine-tuning; see `models.build_masked_lm`). Untied, the `default` run's
-  # pretrained encoder part scored 86.85% on test instead of 85.8% (bench/results/default.md
-  # and its previous version), and fine-tuned on 2,000 labeled reviews 74.9% on eval instead of
-  # 71.5% (bench/results/few-labels*.md).
-  tie_word_embeddings: bool = False
-  # One of DTYPE_POLICIES: what pretraining computes in (unused by fine-tuning, which computes
-  # in float32).
-  dtype_policy: str = 'float32'
-
-  def __post_init__(self):
-    if self.dtype_policy not in DTYPE_POLICIES:
-      raise ValueError(f'dtype_policy must be one of {", ".join(DTYPE_POLICIES)}, not {self.dtype_policy!r}')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,6 @@ Read top to bottom, this is the data's way through the pipeline.
 """
 
 import ast
-import dataclasses
 import hashlib
 import importlib.util
 import os
@@ -25,7 +24,7 @@ from components.imdb_example_gen import ImdbExampleGen
 from components.latest_pushed_model import LatestPushedModel
 from components.warm_start_trainer import WarmStartTrainer
 from modules import features
-from pipeline.configs import EncoderConfig, TrainingConfig
+from modules.config import EncoderConfig, TrainerConfig, TrainingConfig, TransformConfig
 
 # Module paths of the user code in `modules/`, imported by the workers from the installed package.
 PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
@@ -126,9 +125,10 @@ def create_pipeline(
       preprocessing_fn=PREPROCESSING_FN,
       splits_config=tfx.proto.SplitsConfig(
           analyze=ANALYZE_SPLITS, transform=PRETRAIN_SPLITS + [EVAL_SPLIT]),
-      custom_config={'sequence_length': sequence_length, 'vocabulary_size': vocabulary_size,
-                     'ngram_buckets': ngram_buckets,
-                     'source_fingerprint': source_fingerprint(PREPROCESSING_FN)},
+      custom_config=TransformConfig(
+          sequence_length=sequence_length, vocabulary_size=vocabulary_size,
+          ngram_buckets=ngram_buckets,
+          source_fingerprint=source_fingerprint(PREPROCESSING_FN)).to_custom_config(),
       disable_statistics=True)
   transform.add_upstream_node(data_gate)
 
@@ -145,7 +145,7 @@ def create_pipeline(
       warm_start_model=served_model.outputs['model'] if span_window else None,
       train_args=tfx.proto.TrainArgs(splits=PRETRAIN_SPLITS, num_steps=pretraining.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=pretraining.eval_steps),
-      custom_config=_trainer_config(PRETRAIN_RUN_FN, pretraining, encoder),
+      custom_config=_trainer_config(PRETRAIN_RUN_FN, encoder, pretraining, ngram_buckets),
   ).with_id('PretrainTrainer') if pretrain_encoder else None
 
   # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served, with a
@@ -158,8 +158,7 @@ def create_pipeline(
       warm_start_model=served_model.outputs['model'] if span_window else None,
       train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=fine_tuning.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=fine_tuning.eval_steps),
-      custom_config={**_trainer_config(CLASSIFIER_RUN_FN, fine_tuning, encoder),
-                     'ngram_buckets': ngram_buckets},
+      custom_config=_trainer_config(CLASSIFIER_RUN_FN, encoder, fine_tuning, ngram_buckets),
   ).with_id('ClassifierTrainer')
 
   # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline;
@@ -238,10 +237,11 @@ def eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfi
       ])])
 
 
-def _trainer_config(run_fn: str, training: TrainingConfig, encoder: EncoderConfig) -> Dict[str, Any]:
-  """A Trainer's custom_config: its schedule, the encoder size and the code's fingerprint."""
-  return {**dataclasses.asdict(encoder), **dataclasses.asdict(training),
-          'source_fingerprint': source_fingerprint(run_fn)}
+def _trainer_config(run_fn: str, encoder: EncoderConfig, training: TrainingConfig,
+                    ngram_buckets: int) -> Dict[str, Any]:
+  """A Trainer's custom_config: what `run_fn` reads as a TrainerConfig."""
+  return TrainerConfig(encoder=encoder, training=training, ngram_buckets=ngram_buckets,
+                       source_fingerprint=source_fingerprint(run_fn)).to_custom_config()
 
 
 def source_fingerprint(function_path: str) -> str:

@@ -8,7 +8,7 @@ import random
 import shutil
 import subprocess
 import sys
-from typing import List, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import pytest
 import tensorflow as tf
@@ -18,7 +18,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from tfx import v1 as tfx
 
-from modules import features, preprocessing
+from modules import config, features, preprocessing
 from pipeline import configs, summary
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -150,20 +150,22 @@ def transformed(tmp_path_factory) -> Tuple[pathlib.Path, str]:
 
 
 def trainer_fn_args(workdir: pathlib.Path, transform_dir: str, name: str, epochs: int,
-                    steps_per_epoch: int) -> dict:
+                    steps_per_epoch: int, **schedule: Any) -> dict:
   """The FnArgs fields TFX gives a Trainer on the `transformed` data, as a dict.
 
-  Outputs go to folders `model/NAME` and `model_run/NAME` of `workdir`.
+  The smoke preset's pretraining schedule, with `epochs` and the other `schedule` fields
+  replaced. Outputs go to folders `model/NAME` and `model_run/NAME` of `workdir`.
   """
   smoke = configs.PRESETS['smoke']
-  schedule = dataclasses.replace(smoke.pretraining, epochs=epochs)
   return {
       'train_files': [str(workdir / 'train.gz')], 'eval_files': [str(workdir / 'eval.gz')],
       'train_steps': epochs * steps_per_epoch, 'eval_steps': 1, 'transform_output': transform_dir,
       'serving_model_dir': str(workdir / 'model' / name),
       'model_run_dir': str(workdir / 'model_run' / name),
-      'custom_config': {**dataclasses.asdict(smoke.encoder), **dataclasses.asdict(schedule),
-                        'ngram_buckets': smoke.ngram_buckets},
+      'custom_config': config.TrainerConfig(
+          encoder=smoke.encoder,
+          training=dataclasses.replace(smoke.pretraining, epochs=epochs, **schedule),
+          ngram_buckets=smoke.ngram_buckets).to_custom_config(),
   }
 
 

@@ -3,12 +3,12 @@
 import numpy as np
 import tensorflow as tf
 
-from modules import classifier_trainer, features, models
+from modules import classifier_trainer, config, features, models
 
 SEQUENCE_LENGTH = 16
 VOCABULARY_SIZE = 50
 NGRAM_BUCKETS = 20
-ENCODER = {'num_layers': 1, 'num_heads': 2, 'hidden_dim': 8, 'intermediate_dim': 16, 'dropout': 0.0}
+ENCODER = config.EncoderConfig(num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
 
 
 def test_logistic_regression_recovers_the_coefficients_that_drew_the_labels():
@@ -36,7 +36,7 @@ def _eval_dataset(rng, reviews: int, batch_size: int) -> tf.data.Dataset:
 def test_the_blend_is_fitted_on_eval_and_leans_on_the_part_that_predicts_it():
   rng = np.random.default_rng(1)
   model = models.build_classifier(
-      models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER), 0.0, NGRAM_BUCKETS)
+      models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dropout=0.0), 0.0, NGRAM_BUCKETS)
   model.get_layer(models.NGRAM_WEIGHTS_LAYER).set_weights([np.full((NGRAM_BUCKETS, 1), 0.05, np.float32)])
   parts = models.part_logits(model)
   dataset = _eval_dataset(rng, reviews=96, batch_size=32)

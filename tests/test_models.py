@@ -1,16 +1,18 @@
 """The Keras models of modules/models.py, built small and run."""
 
+import dataclasses
+
 import keras
 import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import features, models
+from modules import config, features, models
 
 SEQUENCE_LENGTH = 16
 VOCABULARY_SIZE = 50
-ENCODER = {'num_layers': 1, 'num_heads': 2, 'hidden_dim': 8, 'intermediate_dim': 16, 'dropout': 0.0}
+ENCODER = config.EncoderConfig(num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
 
 
 def _token_ids(rng, batch=3):
@@ -21,13 +23,13 @@ def _token_ids(rng, batch=3):
 @pytest.mark.parametrize('tied', [True, False])
 def test_masked_lm_head_computes_what_keras_hubs_does_with_the_same_gradients(tied, jit_compile):
   rng = np.random.default_rng(0)
-  encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
+  encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dropout=0.0)
   masked_lm = models.build_masked_lm(encoder, num_predictions=4, tie_word_embeddings=tied)
   ours = masked_lm.get_layer('masked_lm_head')
   reference = keras_hub.layers.MaskedLMHead(
       vocabulary_size=VOCABULARY_SIZE, token_embedding=encoder.token_embedding if tied else None,
       intermediate_activation='gelu')
-  sequence = tf.constant(rng.normal(size=(3, SEQUENCE_LENGTH, ENCODER['hidden_dim'])), tf.float32)
+  sequence = tf.constant(rng.normal(size=(3, SEQUENCE_LENGTH, ENCODER.hidden_dim)), tf.float32)
   positions = rng.integers(0, SEQUENCE_LENGTH, (3, 4))
   reference(sequence, mask_positions=positions)
   for weight in ours.weights:  # Random, so that a mix-up of weights shows.
@@ -39,7 +41,7 @@ def test_masked_lm_head_computes_what_keras_hubs_does_with_the_same_gradients(ti
   shares_embedding = any(weight is encoder.token_embedding.embeddings for weight in ours.weights)
   assert shares_embedding == tied
   assert any(weight is projection.embeddings for weight in ours.weights)
-  assert projection.embeddings.shape == (VOCABULARY_SIZE, ENCODER['hidden_dim'])
+  assert projection.embeddings.shape == (VOCABULARY_SIZE, ENCODER.hidden_dim)
   if not tied:
     reference._kernel.assign(tf.transpose(projection.embeddings))  # pylint: disable=protected-access
   for layer in ('_intermediate_dense', '_intermediate_layer_norm'):
@@ -77,8 +79,9 @@ def test_masked_lm_head_computes_what_keras_hubs_does_with_the_same_gradients(ti
 def test_under_mixed_bfloat16_xla_multiplies_the_heads_matrices_in_bfloat16(tied):
   # Shapes at which XLA's CPU compiler hands the head's matmuls to oneDNN: the `default` preset's
   # width and masked positions per batch (64 x 39), a smaller vocabulary.
-  config = {**ENCODER, 'hidden_dim': 128, 'intermediate_dim': 256}
-  encoder = models.build_encoder(2_000, SEQUENCE_LENGTH, config, dtype_policy='mixed_bfloat16')
+  wider = dataclasses.replace(ENCODER, hidden_dim=128, intermediate_dim=256)
+  encoder = models.build_encoder(2_000, SEQUENCE_LENGTH, wider, dropout=0.0,
+                                 dtype_policy='mixed_bfloat16')
   masked_lm = models.build_masked_lm(encoder, num_predictions=39, tie_word_embeddings=tied)
   rng = np.random.default_rng(5)
   model_inputs = {features.TOKEN_IDS_KEY: tf.constant(_token_ids(rng, batch=64)),
@@ -106,15 +109,17 @@ def test_under_mixed_bfloat16_xla_multiplies_the_heads_matrices_in_bfloat16(tied
 def test_an_encoder_without_a_dtype_policy_follows_keras_global_policy():
   keras.config.set_dtype_policy('mixed_bfloat16')
   try:
-    mixed = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
+    mixed = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dropout=0.0)
   finally:
     keras.config.set_dtype_policy('float32')
   assert mixed.compute_dtype == 'bfloat16'
-  assert models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER).compute_dtype == 'float32'
+  single = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dropout=0.0)
+  assert single.compute_dtype == 'float32'
 
 
 def test_an_encoder_in_float32_computes_what_it_did_in_bfloat16_with_the_same_weights():
-  mixed = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dtype_policy='mixed_bfloat16')
+  mixed = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dropout=0.0,
+                               dtype_policy='mixed_bfloat16')
   single = models.in_float32(mixed)
   assert models.in_float32(single) is single
   token_ids = _token_ids(np.random.default_rng(6))
@@ -192,7 +197,7 @@ def _classifier_inputs(rng, ngram_buckets):
 
 def test_classifier_parts_are_the_encoders_logit_and_a_linear_model_of_the_ngrams():
   rng = np.random.default_rng(1)
-  encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER)
+  encoder = models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dropout=0.0)
   bert_only = models.build_classifier(encoder, dropout=0.0)
   with_ngrams = models.build_classifier(encoder, dropout=0.0, ngram_buckets=10)
   with_ngrams.get_layer('sentiment_logit').set_weights(bert_only.get_layer('sentiment_logit').get_weights())
@@ -217,7 +222,8 @@ def test_classifier_parts_are_the_encoders_logit_and_a_linear_model_of_the_ngram
 def test_classifier_logit_is_the_blend_of_its_parts_which_gradients_leave_alone():
   rng = np.random.default_rng(2)
   model = models.build_classifier(
-      models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER), dropout=0.0, ngram_buckets=10)
+      models.build_encoder(VOCABULARY_SIZE, SEQUENCE_LENGTH, ENCODER, dropout=0.0), dropout=0.0,
+      ngram_buckets=10)
   model.get_layer(models.NGRAM_WEIGHTS_LAYER).set_weights([rng.normal(size=(10, 1)).astype('float32')])
   inputs = _classifier_inputs(rng, ngram_buckets=10)
   parts = models.part_logits(model).predict(inputs, verbose=0)

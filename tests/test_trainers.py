@@ -9,14 +9,15 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules import classifier_trainer, features, inputs, models, outputs, pretrain_trainer, training
+from modules import (classifier_trainer, config, features, inputs, models, outputs,
+                     pretrain_trainer, training)
 from tests.conftest import trainer_fn_args
 
 
 def _train_classifier(workdir, transform_dir, name: str, seed: int) -> str:
   """Fine-tunes a random encoder with dropout for a few steps; the digest of its weights."""
-  fn_args = trainer_fn_args(workdir, transform_dir, name, epochs=1, steps_per_epoch=3)
-  fn_args['custom_config'].update(seed=seed, dropout=0.1, head_dropout=0.1)
+  fn_args = trainer_fn_args(workdir, transform_dir, name, epochs=1, steps_per_epoch=3, seed=seed,
+                            dropout=0.1, head_dropout=0.1)
   classifier_trainer.run_fn(FnArgs(**fn_args))
   return training.weights_digest(keras.saving.load_model(
       os.path.join(fn_args['serving_model_dir'], outputs.CLASSIFIER_FILE)))
@@ -32,14 +33,14 @@ def test_the_same_seed_trains_the_same_weights_and_another_seed_others(transform
 def test_fine_tuning_starts_from_the_pretrained_weights_with_its_own_dropout(transformed, tmp_path):
   workdir, transform_dir = transformed
   tft_output = tft.TFTransformOutput(transform_dir)
-  fn_args = trainer_fn_args(workdir, transform_dir, 'fine-tuning', epochs=1, steps_per_epoch=1)
-  pretrained = models.build_encoder(*inputs.encoder_shape(tft_output),
-                                    {**fn_args['custom_config'], 'dropout': 0.0})
+  fn_args = trainer_fn_args(workdir, transform_dir, 'fine-tuning', epochs=1, steps_per_epoch=1,
+                            dropout=0.3)
+  settings = config.TrainerConfig.from_custom_config(fn_args['custom_config'])
+  pretrained = models.build_encoder(*inputs.encoder_shape(tft_output), settings.encoder, dropout=0.0)
   pretrained.save(str(tmp_path / outputs.ENCODER_FILE))
-  fn_args['custom_config']['dropout'] = 0.3
 
-  classifier = classifier_trainer._classifier(
-      FnArgs(**fn_args, base_model=str(tmp_path)), tft_output, vocabulary=[])
+  classifier = classifier_trainer._classifier(  # pylint: disable=protected-access
+      FnArgs(**fn_args, base_model=str(tmp_path)), settings, tft_output, vocabulary=[])
 
   encoder = next(layer for layer in classifier.layers if isinstance(layer, type(pretrained)))
   assert encoder.dropout == 0.3
@@ -49,8 +50,8 @@ def test_fine_tuning_starts_from_the_pretrained_weights_with_its_own_dropout(tra
 
 def test_pretraining_in_bfloat16_saves_a_float32_encoder_that_fine_tuning_starts_from(transformed):
   workdir, transform_dir = transformed
-  fn_args = trainer_fn_args(workdir, transform_dir, 'bfloat16', epochs=1, steps_per_epoch=2)
-  fn_args['custom_config']['dtype_policy'] = 'mixed_bfloat16'
+  fn_args = trainer_fn_args(workdir, transform_dir, 'bfloat16', epochs=1, steps_per_epoch=2,
+                            dtype_policy='mixed_bfloat16')
   pretrain_trainer.run_fn(FnArgs(**fn_args))
 
   with open(os.path.join(fn_args['model_run_dir'], outputs.TRAINING_STATS_FILE)) as stats:
@@ -67,8 +68,10 @@ def test_pretraining_in_bfloat16_saves_a_float32_encoder_that_fine_tuning_starts
   assert {layer.compute_dtype for layer in encoder._flatten_layers()} == {'float32'}
 
   fine_tuning = trainer_fn_args(workdir, transform_dir, 'from-bfloat16', epochs=1, steps_per_epoch=1)
-  classifier = classifier_trainer._classifier(
-      FnArgs(**fine_tuning, base_model=fn_args['serving_model_dir']), tft_output, vocabulary=[])
+  classifier = classifier_trainer._classifier(  # pylint: disable=protected-access
+      FnArgs(**fine_tuning, base_model=fn_args['serving_model_dir']),
+      config.TrainerConfig.from_custom_config(fine_tuning['custom_config']), tft_output,
+      vocabulary=[])
   assert {layer.compute_dtype for layer in classifier._flatten_layers()} == {'float32'}
   fine_tuned = next(layer for layer in classifier.layers if isinstance(layer, type(encoder)))
   for weight, pretrained_weight in zip(fine_tuned.get_weights(), encoder.get_weights(), strict=True):

@@ -1,21 +1,23 @@
 """The ClassifierTrainer's warm start from a saved classifier, on small real Keras models."""
 
+import dataclasses
+
 import keras
 import keras_hub
 import numpy as np
 import pytest
 
-from modules import classifier_trainer, features, models
+from modules import classifier_trainer, config, features, models
 
 SEQUENCE_LENGTH = 16
-ENCODER = {'num_layers': 1, 'num_heads': 2, 'hidden_dim': 8, 'intermediate_dim': 16, 'dropout': 0.0}
+ENCODER = config.EncoderConfig(num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
 VOCABULARY = list(features.SPECIAL_TOKENS) + ['good', 'bad', 'movie', 'plot']
 
 
 def _save_classifier(directory, ngram_buckets: int, vocabulary=VOCABULARY, encoder=ENCODER):
   """A classifier with random (non-zero) weights, saved as the ClassifierTrainer saves it."""
   model = models.build_classifier(
-      models.build_encoder(len(vocabulary), SEQUENCE_LENGTH, encoder), 0.0, ngram_buckets)
+      models.build_encoder(len(vocabulary), SEQUENCE_LENGTH, encoder, dropout=0.0), 0.0, ngram_buckets)
   rng = np.random.default_rng(0)
   model.set_weights([rng.normal(size=weight.shape).astype('float32') for weight in model.weights])
   classifier_trainer._save_for_warm_start(model, vocabulary, str(directory))  # pylint: disable=protected-access
@@ -25,7 +27,10 @@ def _save_classifier(directory, ngram_buckets: int, vocabulary=VOCABULARY, encod
 def _warm_started(directory, ngram_buckets: int, vocabulary=VOCABULARY):
   return classifier_trainer._warm_started(  # pylint: disable=protected-access
       str(directory), vocabulary, SEQUENCE_LENGTH,
-      {**ENCODER, 'head_dropout': 0.0, 'ngram_buckets': ngram_buckets})
+      config.TrainerConfig(
+          encoder=ENCODER, ngram_buckets=ngram_buckets,
+          training=config.TrainingConfig(steps=1, eval_steps=1, batch_size=1, epochs=1,
+                                         learning_rate=0.0, dropout=0.0, head_dropout=0.0)))
 
 
 def _token_embedding(model):
@@ -67,6 +72,6 @@ def test_an_ngram_part_that_does_not_fit_starts_from_zero_and_the_encoder_contin
 
 
 def test_another_encoder_size_is_refused_naming_the_weight(tmp_path):
-  _save_classifier(tmp_path, ngram_buckets=32, encoder={**ENCODER, 'hidden_dim': 4})
+  _save_classifier(tmp_path, ngram_buckets=32, encoder=dataclasses.replace(ENCODER, hidden_dim=4))
   with pytest.raises(ValueError, match='Cannot warm-start from .* is .* there and .* here; the model size'):
     _warm_started(tmp_path, 32)

@@ -18,7 +18,7 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils, path_utils
 
 from components.latest_pushed_model import has_model
-from modules.features import WARM_START_MODEL_KEY
+from modules.config import WARM_START_MODEL_KEY
 
 _CUSTOM_CONFIG_KEY = standard_component_specs.CUSTOM_CONFIG_KEY
 
