@@ -24,8 +24,8 @@ MLM_WEIGHTS_KEY = 'mlm_weights'  # 1.0 for a real prediction, 0.0 for padding.
 # part reads.
 NGRAM_IDS_KEY = 'ngram_ids'
 NGRAM_LOG_RATIOS_KEY = 'ngram_log_ratios'
-# Distinct unigrams and bigrams kept per review, the first ones. Of 5,000 aclImdb train reviews,
-# the mean has 360, the 95th percentile 854 and the 98th 1,109: 2-5% of reviews lose some.
+# Distinct unigrams and bigrams kept per review, the first ones: a fixed width for the batch,
+# which a few percent of aclImdb's reviews exceed (bench/README.md).
 MAX_NGRAMS_PER_REVIEW = 1024
 
 # Special tokens sit at fixed ids before the learned vocabulary.

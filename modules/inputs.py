@@ -10,9 +10,8 @@ from modules import config, features
 
 # Records shuffled at a time. Files may hold long runs of one label (ExampleGen writes each
 # aclImdb folder's reviews together), so a window smaller than the split gives batches that
-# lean one way for hundreds of steps and a model that leans with them (with a 10,000-record
-# window over the 22,457 train reviews, the classifier called 42.6% of the balanced eval split
-# positive). This one holds all of aclImdb's train + unsup: each pass is a uniform shuffle.
+# lean one way for hundreds of steps and a model that leans with them (bench/README.md). This
+# one holds all of aclImdb's train + unsup: each pass is a uniform shuffle.
 _SHUFFLE_BUFFER = 100_000
 
 
@@ -58,7 +57,7 @@ def _input_options() -> tf.data.Options:
   """Input on one thread of its own, without autotuning; split by batch between workers.
 
   Parsing a batch takes milliseconds; left to autotune, tf.data threads contend with the
-  training step for the cores and made each MLM step 25% slower on a 2-core machine.
+  training step for the cores and slow it down on a small machine (bench/README.md).
   Several workers each take their share of every batch (Transform may write fewer files
   than there are workers, which splitting by file cannot serve).
   """

@@ -9,10 +9,8 @@ from modules import config, features
 
 # Inputs of the models built here.
 MASK_POSITIONS_INPUT = 'mask_positions'
-# The classifier's n-gram weights are stored divided by this (see `_ngram_logit`). On the full
-# corpus alone (2^20 buckets), after 900 steps at learning rate 3e-4, that part reached
-# 89.9% eval accuracy at a scale of 1, 91.4% at 3, 91.9% at 10 and 91.1% at 30 (NBSVM fit by
-# scikit-learn's logistic regression: 91.4%).
+# The classifier's n-gram weights are stored divided by this (see `_ngram_logit`): the part's
+# effective learning rate is this many times the encoder's. Chosen on `eval` (bench/README.md).
 NGRAM_WEIGHT_SCALE = 10.0
 NGRAM_WEIGHTS_LAYER = 'ngram_weights'
 # Weighs the classifier's part logits into its logit; fitted on `eval`, not by gradient.
@@ -95,7 +93,7 @@ def _output_embedding(encoder: keras_hub.models.BertBackbone) -> keras.layers.Em
 
   XLA's CPU compiler computes the gradient of a [vocabulary, width] projection as one matmul of
   the logits' gradient and the hidden vectors; of a [width, vocabulary] one it multiplies them
-  in the other order, which its oneDNN call runs 1.6 times slower.
+  in the other order, which its oneDNN call runs slower (bench/README.md).
   """
   embedding = keras.layers.Embedding(
       encoder.vocabulary_size, encoder.hidden_dim, embeddings_initializer='glorot_uniform',
@@ -110,8 +108,8 @@ class _FlatMaskedLMHead(keras_hub.layers.MaskedLMHead):
   The same outputs and gradients as keras-hub's head given the same weights (untied, its kernel
   is the transpose of `_output_embedding`'s). keras-hub multiplies [batch, predictions, width]
   by the transposed token embedding (or its own kernel, untied); flattened to [batch *
-  predictions, width], the tied head's forward and backward took 0.35 s instead of 0.57 s per
-  `default` training step on a 2-core CPU. Its bias's gradient is a matmul (`_add_bias`).
+  predictions, width], XLA's CPU compiler runs it as one faster matmul (bench/README.md). Its
+  bias's gradient is a matmul (`_add_bias`).
   """
 
   def call(self, inputs, mask_positions):
@@ -139,9 +137,8 @@ def _times_transposed(rows, embeddings):
   """`rows` ([rows, width]) times `embeddings` ([vocabulary, width]) transposed: [rows, vocabulary].
 
   On TensorFlow, one matmul that transposes its operand itself. XLA's CPU compiler runs a bfloat16
-  matmul of an operand transposed beforehand in float32: under `mixed_bfloat16`, the head's
-  logits and its hidden vectors' gradient were, and the `default` preset's forward and backward
-  took 0.52 s instead of 0.42 s on a 2-core Xeon with AMX (0.64 s in float32 either way).
+  matmul of an operand transposed beforehand in float32, so under `mixed_bfloat16` the head's
+  logits and its hidden vectors' gradient would lose bfloat16's speed (bench/README.md).
   """
   if keras.config.backend() == 'tensorflow':
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -153,10 +150,9 @@ def _times_transposed(rows, embeddings):
 def _add_bias(rows, bias):
   """`rows` ([rows, vocabulary]) + `bias`, with the bias's gradient summed over the rows by a matmul.
 
-  XLA's CPU compiler sums the 2,496 x 20,000 gradient of the `default` preset's masked-LM logits
-  over the rows on one core: 33 ms of a 0.7 s step on a 2-core Xeon, against 21 ms for a matmul
-  by rows of ones. Eight rows, not one: XLA fuses a matrix-vector product into the loop that
-  computes the gradient, which then took a second.
+  XLA's CPU compiler sums a [rows, vocabulary] gradient over the rows on one core; a matmul by
+  rows of ones runs on all of them and is faster (bench/README.md). Eight rows, not one: XLA
+  fuses a matrix-vector product into the loop that computes the gradient, which is far slower.
   """
   def gradient(*args, upstream=None):
     upstream = args[0] if upstream is None else upstream
@@ -169,11 +165,10 @@ class MaskedLMCrossEntropy(keras.losses.Loss):
   """Sparse categorical cross-entropy from logits, computed for XLA's CPU compiler.
 
   The same values and gradients as `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
-  XLA's CPU compiler runs a row max over floats several times slower than a row sum: over the
-  `default` preset's 2,496 x 20,000 masked-LM logits the max took 67 ms of a 0.74 s training step
-  on a 2-core Xeon, a sum 12 ms. The max of integer keys that order as the floats do (`_row_max`)
-  gives the same shift in 12 ms. The gradient, softmax minus one-hot, is written out: derived by
-  XLA, the label logit's gradient filled a zero tensor of the logits' size (12 ms more).
+  XLA's CPU compiler runs a row max over floats several times slower than a row sum; the max of
+  integer keys that order as the floats do (`_row_max`) gives the same shift as fast as a sum.
+  The gradient, softmax minus one-hot, is written out: derived by XLA, the label logit's
+  gradient fills a zero tensor of the logits' size. Timings in bench/README.md.
   """
 
   def __init__(self, name: str = 'masked_lm_cross_entropy', **kwargs):
@@ -214,9 +209,9 @@ def _row_max(logits):
 class MaskedTokenAccuracy(keras.metrics.MeanMetricWrapper):
   """How often the label's logit is the highest: sparse categorical accuracy without argmax.
 
-  A tie with another logit counts as a hit. With an argmax over its 64 x 39 x 20,000 masked-LM
-  logits, the default preset's training step took 0.88 s instead of 0.83 s on a 2-core CPU
-  (medians of six alternating rounds of eight steps in one process).
+  A tie with another logit counts as a hit. It compares the label's logit with the row's
+  maximum instead of taking an argmax over the vocabulary, which slows the training step
+  measurably (bench/README.md).
   """
 
   def __init__(self, name: str = 'masked_accuracy', dtype=None):
@@ -245,8 +240,8 @@ def build_classifier(encoder: keras_hub.models.BertBackbone, dropout: float,
   Each part computes a logit of its own; the classifier's logit is their weighted sum (layer
   BLEND_LAYER, which gradients do not train). Train the parts with `part_logits`, each on the
   labels alone, then fit the blend on held-out reviews. Trained as one sum instead, the fast
-  n-gram part and the encoder shared the fit of the training set (99.7% accuracy) and
-  generalized worse than the n-gram part alone.
+  n-gram part and the encoder share the fit of the training set between them, and the sum
+  generalized worse than the n-gram part alone (bench/README.md).
 
   Args:
     encoder: The (pretrained or random) BERT encoder.

@@ -28,15 +28,12 @@ from modules import config, models, outputs
 BACKUP_PROGRESS_FILE = 'progress.json'
 # XLA's CPU compiler rewrites each long reduction (a bias's gradient over the batch's tokens,
 # the softmax's max over the vocabulary) into a tree of reduce-windows, which run several times
-# slower on CPU than the reduction they replace: the `default` MLM step took 0.82-0.90 s with
-# them and 0.78 s without (medians of 35 steps, 2-core AMD EPYC), and 0.83-0.84 s with them and
-# 0.70-0.72 s without on a 2-core Intel Xeon with AVX-512 (three alternating runs each, with
-# `models.MaskedLMCrossEntropy`). GPUs have a pass of their own.
+# slower on CPU than the reduction they replace (bench/README.md): this turns that pass off.
+# GPUs have a pass of their own.
 _XLA_CPU_PLAIN_REDUCTIONS = '--xla_disable_hlo_passes=tree_reduction_rewriter'
 # The dtype policy that `dtype_policy('auto')` picks where the CPU multiplies bfloat16 matrices
-# in hardware (AMX): the `default` MLM step took 0.42-0.43 s instead of 0.60-0.63 s in float32 on
-# a 2-core Xeon with AMX (three alternating runs each, bench/training_step.py). Elsewhere 'auto'
-# is float32: CPUs without AMX (bfloat16 dot products only, or none) and GPUs were not measured.
+# in hardware (AMX), where it was measured faster (bench/README.md). Elsewhere 'auto' is float32:
+# CPUs without AMX (bfloat16 dot products only, or none) and GPUs were not measured.
 _BFLOAT16_POLICY = 'mixed_bfloat16'
 _BFLOAT16_CPU_FLAG = 'amx_bf16'
 

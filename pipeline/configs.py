@@ -62,9 +62,8 @@ PRESETS = {
         vocabulary_size=20_000,
         ngram_buckets=2**20,
         encoder=EncoderConfig(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512),
-        # No dropout in pretraining, which reads each review little more than once: about 7% less
-        # time per step (1.16 -> 1.08 s, bench/training_step.py), and in the GPU sweep the fine-tuned
-        # encoder scored the same (bench/results/pretraining-sweep-h100.md: p_d0_lr1e3, p_lr1e3).
+        # No dropout in pretraining, which reads each review little more than once: a faster
+        # step, and a fine-tuned encoder as good (bench/README.md).
         pretraining=TrainingConfig(steps=1_500, eval_steps=20, batch_size=64, epochs=5,
                                    learning_rate=1e-3, jit_compile=True, dropout=0.0,
                                    dtype_policy='auto'),
