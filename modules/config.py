@@ -60,8 +60,20 @@ class TrainingConfig:
                         f'not {self.dtype_policy!r}')
 
 
+class _CustomConfig:
+  """A config dataclass that travels as a component's custom_config (JSON)."""
+
+  def to_custom_config(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_custom_config(cls: Type[T], custom_config: Mapping[str, Any]) -> T:
+    """The config from what TFX hands the user code; ConfigError names a wrong key."""
+    return parse(cls, custom_config)
+
+
 @dataclasses.dataclass(frozen=True)
-class TransformConfig:
+class TransformConfig(_CustomConfig):
   """What `preprocessing.preprocessing_fn` receives."""
   sequence_length: int  # Tokens per review, [CLS] and [SEP] included.
   vocabulary_size: int  # Token ids, the special tokens included.
@@ -70,16 +82,9 @@ class TransformConfig:
   # component when the code changes. Unused by the code itself.
   source_fingerprint: str = ''
 
-  def to_custom_config(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_custom_config(cls, custom_config: Mapping[str, Any]) -> 'TransformConfig':
-    return parse(cls, custom_config)
-
 
 @dataclasses.dataclass(frozen=True)
-class TrainerConfig:
+class TrainerConfig(_CustomConfig):
   """What a Trainer's run function receives in `fn_args.custom_config`."""
   encoder: EncoderConfig
   training: TrainingConfig
@@ -88,13 +93,6 @@ class TrainerConfig:
   # WarmStartTrainer's executor; None trains from the pretrained or a random encoder.
   warm_start_model: Optional[str] = None
   source_fingerprint: str = ''  # As TransformConfig's.
-
-  def to_custom_config(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_custom_config(cls, custom_config: Mapping[str, Any]) -> 'TrainerConfig':
-    return parse(cls, custom_config)
 
 
 def parse(cls: Type[T], values: Mapping[str, Any], where: str = '') -> T:
