@@ -70,6 +70,10 @@ def _predict(args: argparse.Namespace) -> int:
   texts = args.text or [line.rstrip('\n') for line in sys.stdin if line.strip()]
   if not texts:
     raise console.UserError('no text to score: pass reviews as arguments or one per line on stdin')
+  blank = [number for number, text in enumerate(texts, 1) if not text.strip()]
+  if blank:
+    raise console.UserError(f'review {blank[0]} is empty: there is nothing to score (a served model '
+                            'gives such text probability 0.5 and is_review false)')
   for text, (probability, label) in zip(texts, inference.predict(model, texts), strict=True):
     if args.json:
       print(json.dumps({'text': text, 'probability': probability, 'label': label}))

@@ -93,6 +93,7 @@ def test_fill_mask_lists_top_tokens_of_the_pretrained_encoder(two_runs):
 
 @pytest.mark.parametrize('args, message', [
     (('predict', 'fine film'), 'error: no pushed model under '),
+    (('predict', 'fine film', ' \t', '--model', 'any'), 'error: review 2 is empty: '),
     (('fill-mask', 'the [mask] was fine'), 'error: no run of imdb-bert-default under '),
     (('report',), 'error: no run of imdb-bert-default under '),
     (('compile-kfp', '--output', 'x.yaml', '--schedule', '0 0 3 * * *'),
