@@ -2,13 +2,14 @@
 
 The stock Pusher copies the SavedModel straight into `BASE/VERSION/`, so a push killed midway
 leaves a half-written version there. This one copies into `BASE/.staging/VERSION/` (a model
-server loads only numeric version folders) and renames it into place when the copy is complete;
-a staging folder left by a killed push is removed by the next push. A model that is already
-the newest pushed version (a rerun on unchanged data) is not pushed again.
+server loads only numeric version folders) and moves it into place when the copy is complete
+(`publish`); a staging folder left by a killed push is removed by the next push. A model that
+is already the newest pushed version (a rerun on unchanged data) is not pushed again.
 """
 
 import json
 import os
+import re
 from typing import Dict, List, Optional
 
 from absl import logging
@@ -21,6 +22,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 STAGING_DIR = '.staging'
+_SAVED_MODEL_FILE = 'saved_model.pb'
 # In the serving directory: the model each version was pushed from, oldest first.
 PUSH_LOG = '.pushed_models.json'
 _DESTINATION_KEY = standard_component_specs.PUSH_DESTINATION_KEY
@@ -52,11 +54,36 @@ class Executor(pusher_executor.Executor):
     if pushed.get_int_custom_property('pushed'):
       version = pushed.get_string_custom_property('pushed_version')
       final = os.path.join(base_directory, version)
-      fileio.rename(os.path.join(staging, version), final)
+      publish(os.path.join(staging, version), final)
       fileio.rmtree(staging)
       pushed.set_string_custom_property('pushed_destination', final)
       _write_log(base_directory, log + [{'version': version, 'model': model_path}])
       logging.info('Model version %s is in place at %s.', version, final)
+
+
+def publish(staged: str, final: str) -> None:
+  """Moves the finished version `staged` to `final` so a model server never loads half of it.
+
+  On a local file system one rename of the folder does it. An object store (gs://, s3://)
+  renames a folder object by object, in name order, which would put `saved_model.pb` in place
+  before `variables/`: a server polling the folder could load a SavedModel without its
+  weights. There every other file moves first, and `saved_model.pb`, the file without which the
+  folder is not a SavedModel to load (TF Serving retries such a version), moves last.
+  """
+  if not _is_object_store(final):
+    fileio.rename(staged, final)
+    return
+  staged = staged.rstrip('/')
+  files = sorted(os.path.join(folder, name)[len(staged) + 1:]
+                 for folder, _, names in fileio.walk(staged) for name in names)
+  for relative in sorted(files, key=lambda path: path == _SAVED_MODEL_FILE):
+    fileio.makedirs(os.path.dirname(os.path.join(final, relative)))
+    fileio.rename(os.path.join(staged, relative), os.path.join(final, relative))
+
+
+def _is_object_store(path: str) -> bool:
+  """Whether `path` is on a file system that renames a folder file by file (a URL scheme)."""
+  return bool(re.match(r'^[a-z][a-z0-9+.-]*://', path))
 
 
 def read_push_log(base_directory: str) -> List[Dict[str, str]]:
