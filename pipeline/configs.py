@@ -26,7 +26,11 @@ class Preset:
   pretraining: TrainingConfig
   fine_tuning: TrainingConfig
   min_accuracy: float  # Evaluator: test accuracy needed for a blessing.
-  max_accuracy_drop: float  # Evaluator: allowed accuracy loss against the last blessed model.
+  max_accuracy_drop: float  # Evaluator: allowed accuracy loss against the served model.
+  # Evaluator: accuracy a rating or length slice may lose against the served model, for slices
+  # of at least `min_slice_examples` test reviews (see `components.evaluator`).
+  max_slice_accuracy_drop: float
+  min_slice_examples: int
   beam_pipeline_args: Tuple[str, ...]
 
   def pipeline_args(self) -> Dict[str, Any]:
@@ -53,6 +57,9 @@ PRESETS = {
                                    learning_rate=3e-3),
         min_accuracy=0.7,
         max_accuracy_drop=0.05,
+        # A generated test split holds about 25 reviews per rating.
+        max_slice_accuracy_drop=0.1,
+        min_slice_examples=20,
         beam_pipeline_args=_IN_MEMORY_BEAM),
     # The full corpus on a 2-core CPU.
     'default': Preset(
@@ -73,5 +80,8 @@ PRESETS = {
                                    learning_rate=3e-4, jit_compile=True),
         min_accuracy=0.80,
         max_accuracy_drop=0.01,
+        # aclImdb's test split holds 2,000 to 5,000 reviews per rating and per length bucket.
+        max_slice_accuracy_drop=0.03,
+        min_slice_examples=1_000,
         beam_pipeline_args=_MULTI_PROCESS_BEAM),
 }

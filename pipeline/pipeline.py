@@ -19,7 +19,7 @@ from components.atomic_pusher import AtomicPusher
 from components.data_gate import DataGate
 # What a run that the data gate stopped raises: runners catch it from here.
 from components.data_gate import DataAnomaliesError as DataAnomaliesError
-from components.evaluator import Evaluator
+from components.evaluator import Evaluator, SliceGate
 from components.imdb_example_gen import ImdbExampleGen
 from components.latest_pushed_model import LatestPushedModel
 from components.warm_start_trainer import WarmStartTrainer
@@ -38,6 +38,8 @@ TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT = 'train', 'eval', 'test'
 # describe, so every orchestrator must run it on every run, never from cache.
 SERVED_MODEL_ID = 'LatestPushedModel'
 ALWAYS_RUN = (SERVED_MODEL_ID,)
+# The Evaluator's slices: each star rating and each review-length bucket.
+SLICE_FEATURES = (features.RATING_KEY, features.LENGTH_BUCKET_KEY)
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'schema', 'schema.pbtxt')
 
 
@@ -56,6 +58,8 @@ def create_pipeline(
     fine_tuning: TrainingConfig,
     min_accuracy: float,
     max_accuracy_drop: float,
+    max_slice_accuracy_drop: float,
+    min_slice_examples: int,
     pretrain_encoder: bool = True,
     span_window: Optional[int] = None,
     schema_path: str = SCHEMA_PATH,
@@ -80,7 +84,10 @@ def create_pipeline(
     pretraining: The masked-LM Trainer's schedule.
     fine_tuning: The classifier Trainer's schedule.
     min_accuracy: Test accuracy a candidate needs to be blessed.
-    max_accuracy_drop: Accuracy a candidate may lose against the last blessed model.
+    max_accuracy_drop: Accuracy a candidate may lose against the served model.
+    max_slice_accuracy_drop: Accuracy a candidate may lose against the served model on any
+      rating or review-length slice of at least `min_slice_examples` test reviews.
+    min_slice_examples: The smallest slice that the slice gate judges.
     pretrain_encoder: Pretrain the encoder with MLM; False fine-tunes a random encoder
       (the ablation that shows what pretraining earns).
     span_window: None: `corpus_path` is one corpus. N: `corpus_path` holds drops `span-K/`
@@ -161,14 +168,16 @@ def create_pipeline(
       custom_config=_trainer_config(CLASSIFIER_RUN_FN, encoder, fine_tuning, ngram_buckets),
   ).with_id('ClassifierTrainer')
 
-  # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline;
-  # metrics per rating and per review length too.
+  # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline,
+  # overall and on each large enough rating and review-length slice.
   evaluator = Evaluator(
       examples=example_gen.outputs['examples'],
       model=classifier_trainer.outputs['model'],
       baseline_model=served_model.outputs['model'],
       example_splits=[TEST_SPLIT],
-      eval_config=eval_config(min_accuracy, max_accuracy_drop))
+      eval_config=eval_config(min_accuracy, max_accuracy_drop),
+      slice_gate=SliceGate(features=SLICE_FEATURES, max_accuracy_drop=max_slice_accuracy_drop,
+                           min_examples=min_slice_examples))
 
   # A new versioned SavedModel for serving, only when blessed; it appears whole or not at all.
   pusher = AtomicPusher(
@@ -220,16 +229,17 @@ def eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfi
           prediction_key='probability',
           preprocessing_function_names=[])],
       # Overall, then per star rating and per review-length bucket.
-      slicing_specs=[tfma.SlicingSpec(),
-                     tfma.SlicingSpec(feature_keys=[features.RATING_KEY]),
-                     tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY])],
+      slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[feature])
+                                            for feature in SLICE_FEATURES],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
-          # The gate judges the whole test split; slices are reported, not gated.
+          # TFMA judges the whole test split; the Evaluator's slice gate judges the slices.
           tfma.MetricConfig(class_name='BinaryAccuracy', per_slice_thresholds=[
               tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
                                            threshold=accuracy_threshold)]),
           tfma.MetricConfig(class_name='AUC'),
+          # 0 or 1 on a single-class slice (each rating is), where AUC and precision do not exist.
+          tfma.MetricConfig(class_name='MeanLabel'),
           tfma.MetricConfig(class_name='Precision'),
           tfma.MetricConfig(class_name='Recall'),
           # Counts at 1,000 thresholds: the report's confusion matrix and ROC curve.

@@ -7,6 +7,7 @@ per slice with the thresholds, the confusion matrix and ROC curve, and the pushe
 
 import collections
 import html
+import json
 import os
 from typing import Dict, List, Sequence, Tuple
 
@@ -22,6 +23,7 @@ import tensorflow_transform as tft  # pylint: disable=wrong-import-position
 from ml_metadata.proto import metadata_store_pb2  # pylint: disable=wrong-import-position
 from tensorflow_model_analysis.writers import eval_config_writer  # pylint: disable=wrong-import-position
 
+from components.evaluator import component as evaluator  # pylint: disable=wrong-import-position
 from modules import features, inference  # pylint: disable=wrong-import-position
 from pipeline import summary  # pylint: disable=wrong-import-position
 from pipeline.pipeline import SERVED_MODEL_ID  # pylint: disable=wrong-import-position
@@ -224,8 +226,19 @@ def _thresholds(config: tfma.EvalConfig) -> List[str]:
         if value.HasField('lower_bound'):
           gates.append(f'{metric.class_name} ≥ {value.lower_bound.value:g}')
         if change.HasField('absolute'):
-          gates.append(f'{metric.class_name} ≥ the last blessed model\'s {change.absolute.value:+g}')
+          gates.append(f'{metric.class_name} ≥ the served model\'s {change.absolute.value:+g}')
   return gates
+
+
+def _slice_gate(evaluation: str) -> List[str]:
+  """The slice gate in words, as the Evaluator applied it; none for an evaluation without one."""
+  path = os.path.join(evaluation, evaluator.SLICE_GATE_FILE)
+  if not tf.io.gfile.exists(path):
+    return []
+  with tf.io.gfile.GFile(path) as gate_file:
+    gate = json.load(gate_file)['gate']
+  return [f'BinaryAccuracy on each {" and each ".join(gate["features"])} slice of at least '
+          f'{gate["min_examples"]:,} reviews ≥ the served model\'s {-gate["max_accuracy_drop"]:+g}']
 
 
 def _evaluation_section(run: summary.RunSummary, out_dir: str) -> str:
@@ -233,20 +246,33 @@ def _evaluation_section(run: summary.RunSummary, out_dir: str) -> str:
   if not evaluation:
     return ''
   metric_names = ('example_count', 'binary_accuracy', 'auc', 'precision', 'recall')
-  rows = [(_slice_name(slice_key),
-           *(int(values[name]) if name == 'example_count' else values.get(name, float('nan'))
-             for name in metric_names))
+  rows = [(_slice_name(slice_key), *(_metric_cell(name, values) for name in metric_names))
           for slice_key, values in summary.candidate_metrics_by_slice(evaluation)]
   rows.sort(key=lambda row: (row[0] != 'Overall', row[0]))  # Overall first, then by name.
   validation = tfma.load_validation_result(evaluation)
   failures = [failure.failure_reason for per_slice in validation.metric_validations_per_slice
               for failure in per_slice.failures]
-  gates = _thresholds(eval_config_writer.load_eval_run(evaluation)[0])
+  failures += [f'slice {regression}' for regression in run.slice_regressions]
+  gates = _thresholds(eval_config_writer.load_eval_run(evaluation)[0]) + _slice_gate(evaluation)
   decision = (f'<p>Gates: {html.escape("; ".join(gates) or "none")}. Decision: '
               f'{_blessing(run.blessed)}.'
               + ''.join(f'<br>Failed: {html.escape(reason)}' for reason in failures) + '</p>')
   return ('<h2>Evaluation (test split)</h2>' + decision
           + _table(('slice', *metric_names), rows) + _plots(evaluation, out_dir))
+
+
+# The mean labels of the one-class slices (a star rating's) on which a metric does not exist:
+# AUC needs both classes, precision and recall positive reviews.
+_UNDEFINED_AT_MEAN_LABEL = {'auc': (0.0, 1.0), 'precision': (0.0,), 'recall': (0.0,)}
+
+
+def _metric_cell(name: str, values: Dict[str, float]) -> object:
+  """A slice's metric for the table; '—' where the slice's one class leaves it undefined."""
+  if name == 'example_count':
+    return int(values[name])
+  if values.get('mean_label') in _UNDEFINED_AT_MEAN_LABEL.get(name, ()):
+    return '—'
+  return values.get(name, float('nan'))
 
 
 def _plots(evaluation: str, out_dir: str) -> str:

@@ -1,6 +1,7 @@
 """What a pipeline run did, read back from ML Metadata and the artifacts it recorded."""
 
 import dataclasses
+import json
 import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -10,6 +11,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 
 from components import atomic_pusher
+from components.evaluator import component as evaluator
 from components.imdb_example_gen import executor as example_gen_executor
 from components.latest_pushed_model import component as latest_pushed_model
 from modules import features
@@ -43,6 +45,8 @@ class RunSummary:
   # The pushed version that was served when the run began: the Evaluator's baseline and, when
   # retraining, the classifier fine-tuning started from. None before the first push.
   baseline: Optional[str] = None
+  # The slices that refused the candidate, each with both accuracies (see components.evaluator).
+  slice_regressions: List[str] = dataclasses.field(default_factory=list)
 
   def format(self) -> str:
     """The summary as the text a user reads at the end of a run."""
@@ -55,6 +59,7 @@ class RunSummary:
     lines.append('  test: ' + ', '.join(f'{k} {v:.4f}' for k, v in self.test_metrics.items()))
     lines.append(f'  baseline: {self.baseline or "none (no model served yet)"}')
     lines.append(f'  blessed: {self.blessed}')
+    lines += [f'  slice regressed: {regression}' for regression in self.slice_regressions]
     lines.append(f'  pushed model: {self.pushed_to or "none (not blessed)"}')
     return '\n'.join(lines)
 
@@ -134,6 +139,8 @@ def _read_artifact(type_name: str, artifact: metadata_store_pb2.Artifact,
     summary.test_metrics = candidate_metrics(artifact.uri)
   elif type_name == 'ModelBlessing':
     summary.blessed = properties['blessed'].int_value == 1
+    regressions = properties.get(evaluator.SLICE_REGRESSIONS_PROPERTY)
+    summary.slice_regressions = json.loads(regressions.string_value) if regressions else []
   elif type_name == 'PushedModel' and properties['pushed'].int_value == 1:
     summary.pushed_to = properties['pushed_destination'].string_value
 
