@@ -153,16 +153,37 @@ def set_log_level(verbose: bool) -> None:
   absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)
   # TensorFlow's own warnings are deprecation notices about library code.
   tf.get_logger().setLevel(logging.INFO if verbose else logging.ERROR)
+  # Beam's job service relays each worker process's log lines; warnings among them are about
+  # the worker's setup (no python-snappy, unparsed pipeline args), errors come at ERROR.
+  logging.getLogger(_BEAM_WORKER_LOGGER).setLevel(level)
   if not verbose:
+    logging.getLogger(_BEAM_WORKER_LOGGER).setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers + [absl_logging.get_absl_handler()]:
       handler.addFilter(_drop_harmless_warnings)
+    sys.unraisablehook = _drop_teardown_errors
 
 
+_BEAM_WORKER_LOGGER = 'apache_beam.runners.portability.local_job_service'
 # Warnings that every run logs and that ask nothing of the user.
 _HARMLESS_WARNINGS = (
-    "Couldn't find python-snappy",  # Beam's CRC in pure Python: fine at this data size.
+    "Couldn't find python-snappy",  # Beam's CRC in pure Python: fast enough (bench/README.md).
     'does not have payload_format custom property',  # Examples default to tf.Example.
+    'ArtifactQuery.property_predicate is not supported',  # TFX's input resolution, per input.
+    'Tables initialized inside a tf.function',  # tf.Transform's vocabulary lookup, per call.
 )
+
+
+def _drop_teardown_errors(unraisable) -> None:
+  """Drops what TensorFlow's functions raise when Python tears their module down at exit.
+
+  A function loaded from a SavedModel that lives until the interpreter exits decrements a
+  reference count in a module dictionary that the teardown has already emptied (TypeError in
+  `AtomicFunction.__del__`): a traceback after the run's end that asks nothing of the user.
+  Anything else goes to Python's own hook.
+  """
+  if not (sys.is_finalizing() and isinstance(unraisable.exc_value, TypeError)
+          and getattr(unraisable.object, '__qualname__', '') == 'AtomicFunction.__del__'):
+    sys.__unraisablehook__(unraisable)
 
 
 def _drop_harmless_warnings(record: logging.LogRecord) -> bool:

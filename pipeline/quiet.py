@@ -8,9 +8,20 @@ import warnings
 from typing import List
 
 
+# Library warnings that ask nothing of a user (Python 3.10's end of support in google-api-core,
+# deprecations, TFMA's divisions by zero on one-class slices).
+_CATEGORIES = (FutureWarning, DeprecationWarning, UserWarning, RuntimeWarning)
+
+
 def unless_verbose(argv: List[str]) -> None:
-  """Quiets TensorFlow's C++ logging and library warnings when `--verbose` is not in `argv`."""
+  """Quiets TensorFlow's C++ logging and library warnings when `--verbose` is not in `argv`.
+
+  In this process and in the ones it starts (Beam's worker processes), which read the filters
+  from PYTHONWARNINGS.
+  """
   if '--verbose' not in argv:
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-    for category in (FutureWarning, DeprecationWarning, UserWarning, RuntimeWarning):
+    os.environ.setdefault('PYTHONWARNINGS', ','.join(
+        f'ignore::{category.__name__}' for category in _CATEGORIES))
+    for category in _CATEGORIES:
       warnings.filterwarnings('ignore', category=category)

@@ -44,3 +44,25 @@ def test_a_second_run_on_the_same_root_is_refused_while_the_first_completes(tmp_
   run = summary.summarize(metadata, PIPELINE_NAME)
   assert {component.state for component in run.components} == {'COMPLETE'}
   assert 'pushed model:' in first_stdout
+
+
+# local_runner.py with the smoke preset's Beam pipelines in worker processes, as the default
+# preset runs them.
+_MULTI_PROCESSING_RUNNER = '''
+import dataclasses, sys
+import local_runner
+from pipeline import configs
+configs.PRESETS['smoke'] = dataclasses.replace(
+    configs.PRESETS['smoke'], beam_pipeline_args=configs.PRESETS['default'].beam_pipeline_args)
+sys.exit(local_runner.main())
+'''
+
+
+def test_a_clean_run_in_beam_worker_processes_writes_nothing_to_stderr(tmp_path):
+  """No library warning, worker log line or exit traceback: stderr is for what a user must read."""
+  corpus = write_corpus(tmp_path, reviews_per_folder=120)
+  result = subprocess.run(_command(corpus, tmp_path / 'out', runner=('-c', _MULTI_PROCESSING_RUNNER)),
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'pushed model:' in result.stdout
+  assert result.stderr.splitlines() == []
