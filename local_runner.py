@@ -10,6 +10,7 @@ Exit status: 0 the run ended (blessed or not); 1 the data gate stopped it; 2 no 
 """
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import List, Optional
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
       # Inside the lock: this makes the metadata folder, which may not be writable.
       metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path(args.output_dir, args.preset))
-      with console.ProgressPrinter(metadata, name):
+      quiet = contextlib.nullcontext() if args.verbose else console.quiet_native_stderr()
+      with quiet, console.ProgressPrinter(metadata, name):
         tfx.orchestration.LocalDagRunner().run_with_ir(compile_for_local(create_pipeline(
             pipeline_name=name,
             pipeline_root=pipeline_root,

@@ -5,14 +5,16 @@ Progress is read from ML Metadata while the run goes on: the orchestrator record
 run reads them, so no component needs to know.
 """
 
+import contextlib
 import datetime
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import traceback
-from typing import Callable, Dict, Optional, Set, TextIO, Tuple, Type
+from typing import Callable, Dict, Iterator, Optional, Set, TextIO, Tuple, Type
 
 import ml_metadata as mlmd
 import tensorflow as tf
@@ -173,8 +175,60 @@ _HARMLESS_WARNINGS = (
 )
 
 
+# Lines that native code writes to file descriptor 2, past Python's logging: absl's notice that
+# it was never initialized and its INFO lines (XLA's compiler announcing itself), which
+# TF_CPP_MIN_LOG_LEVEL does not reach.
+_NATIVE_NOISE = re.compile(rb'^(WARNING: All log messages before absl::InitializeLog\(\) is called '
+                           rb'are written to STDERR|I\d{4} [\d:. ]+\d+ \S+:\d+\] .*)$')
+# The four lines Python prints when TensorFlow's AtomicFunction.__del__ fails at interpreter
+# exit (see `_drop_teardown_errors`), in a process whose hook this module does not set: Beam's
+# worker processes.
+_TEARDOWN_FIRST = b'Exception ignored in: <function AtomicFunction.__del__'
+_TEARDOWN_LAST = b"TypeError: 'NoneType' object is not subscriptable"
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+  """While the block runs, drops native log noise from file descriptor 2.
+
+  It covers this process and the ones it starts (Beam's worker processes inherit the
+  descriptor): a thread reads what they write there and passes every line on to the real
+  stderr but `_NATIVE_NOISE` and TensorFlow's teardown tracebacks.
+  """
+  sys.stderr.flush()
+  real_stderr = os.dup(2)
+  read_end, write_end = os.pipe()
+  os.dup2(write_end, 2)
+  os.close(write_end)
+  forwarder = threading.Thread(target=_forward_lines, args=(read_end, real_stderr), daemon=True)
+  forwarder.start()
+  try:
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(real_stderr, 2)  # Closes this process's end of the pipe: the forwarder reads to EOF.
+    forwarder.join(timeout=10)
+    os.close(real_stderr)
+
+
+def _forward_lines(read_end: int, real_stderr: int) -> None:
+  """Copies lines from `read_end` to `real_stderr`, but native noise and teardown tracebacks."""
+  in_teardown = False
+  with os.fdopen(read_end, 'rb', buffering=0) as pipe:
+    for line in iter(pipe.readline, b''):
+      content = line.rstrip(b'\n')
+      if content.startswith(_TEARDOWN_FIRST):
+        in_teardown = True
+      if not in_teardown and not _NATIVE_NOISE.match(content):
+        os.write(real_stderr, line)
+      if in_teardown and content == _TEARDOWN_LAST:
+        in_teardown = False
+
+
 def _drop_teardown_errors(unraisable) -> None:
   """Drops what TensorFlow's functions raise when Python tears their module down at exit.
+
+  For this process, after `quiet_native_stderr` has ended.
 
   A function loaded from a SavedModel that lives until the interpreter exits decrements a
   reference count in a module dictionary that the teardown has already emptied (TypeError in

@@ -177,8 +177,7 @@ def create_pipeline(
       example_splits=[TEST_SPLIT],
       eval_config=eval_config(min_accuracy, max_accuracy_drop),
       slice_gate=SliceGate(features=SLICE_FEATURES, max_accuracy_drop=max_slice_accuracy_drop,
-                           min_examples=min_slice_examples),
-  ).with_beam_pipeline_args(['--direct_running_mode=multi_threading'])
+                           min_examples=min_slice_examples))
 
   # A new versioned SavedModel for serving, only when blessed; it appears whole or not at all.
   pusher = AtomicPusher(

@@ -25,7 +25,7 @@ import tensorflow_model_analysis as tfma
 from tfx import types
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
@@ -125,7 +125,7 @@ class Executor(evaluator_executor.Executor):
       _refuse(blessing)
 
 
-class Evaluator(base_beam_component.BaseBeamComponent):
+class Evaluator(base_component.BaseComponent):
   """Scores a candidate on a split; gates it on thresholds, per slice, and against a baseline.
 
   The arguments are TFX Evaluator's, plus `slice_gate`.
