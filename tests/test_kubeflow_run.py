@@ -10,6 +10,7 @@ import os
 
 import pytest
 from tfx import v1 as tfx
+from tfx.utils import path_utils
 
 import kubeflow_runner
 from modules import outputs
@@ -35,7 +36,7 @@ def _one_node_spec(tmp_path, node):
 
 
 def _serving_path(artifact):
-  return os.path.join(artifact['uri'], 'Format-Serving')
+  return path_utils.serving_model_dir(artifact['uri'])
 
 
 @pytest.mark.slow
