@@ -157,9 +157,8 @@ def set_log_level(verbose: bool) -> None:
   tf.get_logger().setLevel(logging.INFO if verbose else logging.ERROR)
   # Beam's job service relays each worker process's log lines; warnings among them are about
   # the worker's setup (no python-snappy, unparsed pipeline args), errors come at ERROR.
-  logging.getLogger(_BEAM_WORKER_LOGGER).setLevel(level)
+  logging.getLogger(_BEAM_WORKER_LOGGER).setLevel(level if verbose else logging.ERROR)
   if not verbose:
-    logging.getLogger(_BEAM_WORKER_LOGGER).setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers + [absl_logging.get_absl_handler()]:
       handler.addFilter(_drop_harmless_warnings)
     sys.unraisablehook = _drop_teardown_errors
