@@ -249,16 +249,35 @@ def _evaluation_section(run: summary.RunSummary, out_dir: str) -> str:
   rows = [(_slice_name(slice_key), *(_metric_cell(name, values) for name in metric_names))
           for slice_key, values in summary.candidate_metrics_by_slice(evaluation)]
   rows.sort(key=lambda row: (row[0] != 'Overall', row[0]))  # Overall first, then by name.
-  validation = tfma.load_validation_result(evaluation)
-  failures = [failure.failure_reason for per_slice in validation.metric_validations_per_slice
-              for failure in per_slice.failures]
-  failures += [f'slice {regression}' for regression in run.slice_regressions]
+  failures = gate_failures(evaluation, run.slice_regressions)
   gates = _thresholds(eval_config_writer.load_eval_run(evaluation)[0]) + _slice_gate(evaluation)
   decision = (f'<p>Gates: {html.escape("; ".join(gates) or "none")}. Decision: '
               f'{_blessing(run.blessed)}.'
               + ''.join(f'<br>Failed: {html.escape(reason)}' for reason in failures) + '</p>')
   return ('<h2>Evaluation (test split)</h2>' + decision
           + _table(('slice', *metric_names), rows) + _plots(evaluation, out_dir))
+
+
+def gate_failures(evaluation: str, slice_regressions: Sequence[str]) -> List[str]:
+  """Why the Evaluator refused a candidate: TFMA's failed thresholds, then the slice gate's
+  regressions (the blessing's `slice_regressions`); empty when it passed."""
+  validation = tfma.load_validation_result(evaluation)
+  return ([_failure_text(failure) for per_slice in validation.metric_validations_per_slice
+           for failure in per_slice.failures]
+          + [f'slice {regression}' for regression in slice_regressions])
+
+
+def _failure_text(failure) -> str:
+  """A TFMA ValidationFailure in words (TFMA leaves its `message` empty)."""
+  name, value = failure.metric_key.name, failure.metric_value.double_value.value
+  threshold = failure.metric_threshold
+  if failure.metric_key.is_diff:
+    return (f'{name} changed by {value:+.4f} against the served model; the gate allows '
+            f'{threshold.change_threshold.absolute.value:+g}')
+  bounds = threshold.value_threshold
+  return (f'{name} {value:.4f}, outside the gate\'s '
+          + ' and '.join(f'{side} bound {getattr(bounds, side + "_bound").value:g}'
+                         for side in ('lower', 'upper') if bounds.HasField(side + '_bound')))
 
 
 # The mean labels of the one-class slices (a star rating's) on which a metric does not exist:

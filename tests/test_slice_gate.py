@@ -12,6 +12,7 @@ from tfx.utils import proto_utils
 from components.atomic_pusher import component as atomic_pusher
 from components.evaluator import component as evaluator
 from modules import features
+from pipeline import report
 from pipeline.pipeline import SLICE_FEATURES, eval_config
 
 RATINGS = (1, 2, 3, 4, 7, 8, 9, 10)
@@ -119,3 +120,22 @@ def test_a_slice_smaller_than_the_gates_minimum_is_reported_not_gated(tmp_path):
       'min_examples': REVIEWS_PER_RATING + 1})
   assert blessing.get_int_custom_property('blessed') == 1
   assert json.loads(blessing.get_string_custom_property('slice_regressions')) == []
+
+
+def test_the_report_names_each_gate_a_refused_candidate_failed(tmp_path):
+  served = _model(tmp_path, 'served', wrong=[])  # 100%.
+  candidate = _model(tmp_path, 'candidate', wrong=[1, 2, 3, 4, 7])  # 37.5%; 0% on five ratings.
+  evaluation, blessing = _evaluate(tmp_path, candidate, served, {
+      'features': list(SLICE_FEATURES), 'max_accuracy_drop': 0.1,
+      'min_examples': REVIEWS_PER_RATING})
+
+  assert blessing.get_int_custom_property('blessed') == 0
+  failures = report.gate_failures(evaluation.uri, json.loads(
+      blessing.get_string_custom_property('slice_regressions')))
+  assert failures[:2] == [
+      "binary_accuracy 0.3750, outside the gate's lower bound 0.5",
+      'binary_accuracy changed by -0.6250 against the served model; the gate allows -0.05']
+  assert failures[2:] == [
+      "slice length_bucket = 0-99: accuracy 0.3750 against the served model's 1.0000 (240 reviews)"
+  ] + [f"slice rating = {rating}: accuracy 0.0000 against the served model's 1.0000 "
+       f'({REVIEWS_PER_RATING} reviews)' for rating in (1, 2, 3, 4, 7)]
