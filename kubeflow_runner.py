@@ -8,15 +8,18 @@ Usage:
   python kubeflow_runner.py --output imdb-bert.json \\
       --pipeline-root gs://BUCKET/imdb-bert --image REGION-docker.pkg.dev/PROJECT/REPO/imdb-bert-tfx:0.1.0 \\
       --project PROJECT --region REGION [--schedule '0 3 * * *']   # Vertex AI Pipelines
+      [--trainer-replicas 4 --trainer-machine-type n1-standard-16]  # Trainers on 4 machines
 
 A `.yaml` output is a KFP pipeline spec (for `kfp.Client`); a `.json` output is the PipelineJob
 that Vertex AI Pipelines takes. Both hold only container executors: every task runs the
-project's image.
+project's image. With `--trainer-replicas`, each Trainer's task starts a Vertex AI Training job
+of that many replicas and waits for it; open-source Kubeflow Pipelines trains on one replica.
 """
 
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from typing import List, Optional, Sequence
@@ -30,7 +33,8 @@ from apache_beam.options import pipeline_options  # pylint: disable=wrong-import
 from tfx import v1 as tfx  # pylint: disable=wrong-import-position
 
 from pipeline import configs, console  # pylint: disable=wrong-import-position
-from pipeline.pipeline import ALWAYS_RUN, create_pipeline  # pylint: disable=wrong-import-position
+from pipeline.pipeline import (ALWAYS_RUN, VertexTraining,  # pylint: disable=wrong-import-position
+                               create_pipeline)
 
 # GCS bucket names are lower case, so this placeholder can never name somebody's bucket.
 PLACEHOLDER_ROOT = 'gs://YOUR-BUCKET/imdb-bert'
@@ -84,6 +88,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       'Pipelines there (with --region)')
   parser.add_argument('--region', help='Vertex AI region, e.g. us-central1')
   parser.add_argument('--service-account', help='Vertex AI: the service account runs act as')
+  parser.add_argument('--trainer-replicas', type=int, metavar='N',
+                      help='Vertex AI: train each Trainer as a Vertex AI Training job of N machines '
+                           '(data-parallel; needs a .json --output, --project and --region). '
+                           'Default: in its pipeline task, on one machine')
+  parser.add_argument('--trainer-machine-type', default='n1-standard-8',
+                      help='With --trainer-replicas: the machine type of each replica '
+                           '(default: n1-standard-8)')
+  parser.add_argument('--trainer-accelerator', metavar='TYPE:COUNT',
+                      help='With --trainer-replicas: accelerators per replica, e.g. NVIDIA_TESLA_T4:1')
+  parser.add_argument('--compile-only', action='store_true',
+                      help='Write --output and submit nothing, even with --host or --project')
   parser.add_argument('--schedule', help="With --host or --project: a recurring run on this cron "
                       "expression (KFP: 6 fields, seconds first, '0 0 3 * * *'; Vertex AI: 5 "
                       "fields, '0 3 * * *'; both daily at 03:00)")
@@ -106,6 +121,12 @@ def usage_error(args: argparse.Namespace) -> Optional[str]:
     return '--project needs a .json --output: Vertex AI Pipelines takes the PipelineJob'
   if args.project and not args.region:
     return '--project needs --region: the Vertex AI region to run in, e.g. us-central1'
+  if args.trainer_replicas is not None:
+    problem = _trainer_replicas_error(args)
+    if problem:
+      return problem
+  elif args.trainer_accelerator:
+    return '--trainer-accelerator needs --trainer-replicas: it describes the Vertex AI replicas'
   if args.schedule and not (args.host or args.project):
     return '--schedule needs --host (Kubeflow Pipelines) or --project (Vertex AI)'
   if args.schedule and len(args.schedule.split()) != _CRON_FIELDS[_target(args)]:
@@ -113,9 +134,38 @@ def usage_error(args: argparse.Namespace) -> Optional[str]:
             + ("Kubeflow Pipelines takes 6 cron fields, seconds first, e.g. '0 0 3 * * *'"
                if _target(args) == 'yaml' else
                "Vertex AI takes 5 cron fields, minute first, e.g. '0 3 * * *'"))
-  if (args.host or args.project) and args.pipeline_root.startswith(PLACEHOLDER_ROOT):
+  if ((args.host or args.project) and not args.compile_only
+      and args.pipeline_root.startswith(PLACEHOLDER_ROOT)):
     return f'--pipeline-root is still the placeholder {PLACEHOLDER_ROOT}: pass your bucket'
   return None
+
+
+def _trainer_replicas_error(args: argparse.Namespace) -> Optional[str]:
+  """What is wrong with the flags of multi-replica Trainers, or None."""
+  if _target(args) != 'json':
+    return ('--trainer-replicas needs a .json --output: the Trainers run as Vertex AI Training '
+            'jobs; open-source Kubeflow Pipelines trains each Trainer in its task, on one machine')
+  if not (args.project and args.region):
+    return ('--trainer-replicas needs --project and --region: the Google Cloud project and '
+            'Vertex AI region that run the Trainers\' jobs')
+  if args.trainer_replicas < 1:
+    return f'--trainer-replicas {args.trainer_replicas}: give 1 or more machines'
+  if args.trainer_accelerator and not re.fullmatch(r'[A-Z0-9_]+:[1-9]\d*', args.trainer_accelerator):
+    return (f'--trainer-accelerator {args.trainer_accelerator!r}: write TYPE:COUNT, e.g. '
+            'NVIDIA_TESLA_T4:1')
+  return None
+
+
+def vertex_training(args: argparse.Namespace) -> Optional[VertexTraining]:
+  """The Trainers' Vertex AI Training jobs that the flags ask for; None: one machine each."""
+  if args.trainer_replicas is None:
+    return None
+  accelerator, count = (args.trainer_accelerator or ':0').split(':')
+  return VertexTraining(
+      project=args.project, region=args.region, image=args.image,
+      replicas=args.trainer_replicas, machine_type=args.trainer_machine_type,
+      accelerator_type=accelerator or None, accelerator_count=int(count),
+      service_account=args.service_account)
 
 
 def worker_image_args(beam_args: Sequence[str], image: str) -> List[str]:
@@ -150,6 +200,7 @@ def compile_pipeline(args: argparse.Namespace) -> str:
       corpus_path=args.data or f'{root}/data/aclImdb',
       serving_model_dir=args.serving_dir or f'{root}/serving_model/{name}',
       span_window=args.span_window,
+      vertex_training=vertex_training(args),
       **{**preset.pipeline_args(), 'beam_pipeline_args': worker_image_args(beam_args, args.image),
          'schema_path': args.schema})
   # Pipeline spec schema 2.1: the tasks read their settings from `parameterValues`, the only
@@ -234,9 +285,12 @@ def _first_line(error: Exception) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-  """Compiles, and submits when `--host` or `--project` is given; returns the exit status."""
+  """Compiles, and submits when `--host` or `--project` is given (unless `--compile-only`);
+  returns the exit status."""
   name = compile_pipeline(args)
   print(f'wrote {args.output} ({name}, image {args.image})')
+  if args.compile_only:
+    return 0
   if args.host:
     print(f'submitted {submit_to_kubeflow(args, name)} to {args.host}')
   if args.project:

@@ -23,6 +23,8 @@ from components.evaluator import Evaluator, SliceGate
 from components.imdb_example_gen import ImdbExampleGen
 from components.latest_pushed_model import LatestPushedModel
 from components.warm_start_trainer import WarmStartTrainer
+# How runners ask for multi-replica Trainers: they take it from here.
+from components.warm_start_trainer import VertexTraining as VertexTraining
 from modules import features
 from modules.config import EncoderConfig, TrainerConfig, TrainingConfig, TransformConfig
 
@@ -62,6 +64,7 @@ def create_pipeline(
     min_slice_examples: int,
     pretrain_encoder: bool = True,
     span_window: Optional[int] = None,
+    vertex_training: Optional[VertexTraining] = None,
     schema_path: str = SCHEMA_PATH,
     beam_pipeline_args: Sequence[str] = (),
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -95,6 +98,9 @@ def create_pipeline(
       is checked for skew against the previous run's newest one, and fine-tunes from the
       served classifier when there is one (and then skips pretraining, whose encoder would go
       unused).
+    vertex_training: None: each Trainer trains in its own task (one machine). Given: both
+      Trainers train as Vertex AI Training jobs of its replicas, which their tasks start and
+      wait for (Vertex AI Pipelines, or any orchestrator whose tasks may call Google Cloud).
     schema_path: The curated schema that ExampleValidator checks the data against.
     beam_pipeline_args: Arguments of the Beam pipelines (runner, workers).
     metadata_connection_config: ML Metadata store; None lets the runner choose.
@@ -153,6 +159,7 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(splits=PRETRAIN_SPLITS, num_steps=pretraining.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=pretraining.eval_steps),
       custom_config=_trainer_config(PRETRAIN_RUN_FN, encoder, pretraining, ngram_buckets),
+      vertex_training=vertex_training,
   ).with_id('PretrainTrainer') if pretrain_encoder else None
 
   # Fine-tuning of the pretrained encoder into the sentiment classifier that gets served, with a
@@ -166,6 +173,7 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=fine_tuning.steps),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=fine_tuning.eval_steps),
       custom_config=_trainer_config(CLASSIFIER_RUN_FN, encoder, fine_tuning, ngram_buckets),
+      vertex_training=vertex_training,
   ).with_id('ClassifierTrainer')
 
   # The gate: metrics on the held-out test split, thresholds on accuracy and against the baseline,

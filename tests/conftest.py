@@ -2,12 +2,15 @@
 
 import dataclasses
 import functools
+import glob
+import json
 import os
 import pathlib
 import random
 import shutil
 import subprocess
 import sys
+import time
 from typing import Any, List, Sequence, Tuple
 
 import pytest
@@ -167,6 +170,20 @@ def trainer_fn_args(workdir: pathlib.Path, transform_dir: str, name: str, epochs
           training=dataclasses.replace(smoke.pretraining, epochs=epochs, **schedule),
           ngram_buckets=smoke.ngram_buckets).to_custom_config(),
   }
+
+
+def wait_for_backup_epoch(progress_pattern: str, epoch: int, process: subprocess.Popen) -> str:
+  """Waits until a BackupAndRestore progress file matching the pattern reaches `epoch`."""
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    for progress in glob.glob(progress_pattern):
+      try:
+        if json.load(open(progress)).get('epoch', 0) >= epoch:
+          return progress
+      except ValueError:  # Caught while being written.
+        pass
+    time.sleep(0.05)
+  raise AssertionError(f'no backup reached epoch {epoch} while the process ran')
 
 
 def smoke_run_command(corpus: pathlib.Path, output_dir: pathlib.Path, *extra_args: str,

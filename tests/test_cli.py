@@ -20,7 +20,7 @@ SUBCOMMANDS = {'run': ('--preset', '--data', '--output-dir', '--span-window', '-
                'fill-mask': ('--top-k', '--output-dir', '--preset', '--verbose'),
                'report': ('--out', '--output-dir', '--preset', '--verbose'),
                'compile-kfp': ('--output', '--pipeline-root', '--image', '--beam-args', '--host',
-                               '--schedule', '--verbose')}
+                               '--schedule', '--trainer-replicas', '--compile-only', '--verbose')}
 
 
 def _imdb_bert(*args, stdin=None):

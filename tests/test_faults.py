@@ -1,12 +1,10 @@
 """Faults: a killed Trainer, or a killed pipeline run, resumes from the last finished epoch."""
 
-import glob
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from tfx.components.trainer.fn_args_utils import FnArgs
@@ -14,7 +12,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from components.atomic_pusher.component import PUSH_LOG
 from modules import outputs, training
 from tests.conftest import (REPO_ROOT, SMOKE_PIPELINE, run_smoke_pipeline, smoke_run_command,
-                            trainer_fn_args, write_corpus)
+                            trainer_fn_args, wait_for_backup_epoch, write_corpus)
 
 pytestmark = pytest.mark.slow  # Trainers and pipelines killed and rerun in subprocesses.
 
@@ -46,20 +44,6 @@ def _fn_args(workdir, transform_dir, attempt):
   return trainer_fn_args(workdir, transform_dir, f'attempt-{attempt}', EPOCHS, steps_per_epoch=150)
 
 
-def _wait_for_epoch(progress_pattern: str, epoch: int, process: subprocess.Popen) -> str:
-  """Waits until a BackupAndRestore progress file matching the pattern reaches `epoch`."""
-  deadline = time.time() + 300
-  while time.time() < deadline and process.poll() is None:
-    for progress in glob.glob(progress_pattern):
-      try:
-        if json.load(open(progress)).get('epoch', 0) >= epoch:
-          return progress
-      except ValueError:  # Caught while being written.
-        pass
-    time.sleep(0.05)
-  raise AssertionError(f'no backup reached epoch {epoch} while the process ran')
-
-
 def _attempt(fn_args):
   return subprocess.Popen([sys.executable, '-c', _ATTEMPT_SCRIPT, json.dumps(fn_args)],
                           cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -74,7 +58,7 @@ def test_a_killed_trainer_resumes_from_its_last_epoch(transformed):
   progress = os.path.join(backup, training.BACKUP_PROGRESS_FILE)
 
   first = _attempt(first_args)
-  _wait_for_epoch(progress, 2, first)
+  wait_for_backup_epoch(progress, 2, first)
   first.send_signal(signal.SIGKILL)
   first.wait()
   resumed_from = json.load(open(progress))['epoch']
@@ -95,7 +79,7 @@ def test_a_pipeline_killed_in_pretraining_reruns_from_cache_resumes_and_pushes_o
   runner = ('-c', _LONG_PRETRAINING_RUNNER)
   killed = subprocess.Popen(smoke_run_command(corpus, output_dir, runner=runner), cwd=REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  progress = _wait_for_epoch(str(output_dir / 'pipelines' / SMOKE_PIPELINE / 'PretrainTrainer' /
+  progress = wait_for_backup_epoch(str(output_dir / 'pipelines' / SMOKE_PIPELINE / 'PretrainTrainer' /
                                  '*' / 'backup-*' / training.BACKUP_PROGRESS_FILE), 2, killed)
   killed.send_signal(signal.SIGKILL)
   killed.wait()

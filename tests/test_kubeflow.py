@@ -153,6 +153,16 @@ def test_vertex_job_keeps_example_gen_cached_behind_its_driver_hook(tmp_path):
      '--project needs a .json --output'),
     (['--output', 'p.json', '--schedule', '0 3 * * *'], '--schedule needs --host'),
     (['--output', 'p.txt'], 'write a .yaml'),
+    (['--output', 'p.json', '--trainer-replicas', '2', '--region', 'r', '--compile-only'],
+     '--trainer-replicas needs --project and --region'),
+    (['--output', 'p.json', '--trainer-replicas', '2', '--project', 'p', '--compile-only'],
+     '--project needs --region'),
+    (['--output', 'p.yaml', '--trainer-replicas', '2'],
+     'open-source Kubeflow Pipelines trains each Trainer in its task, on one machine'),
+    (['--output', 'p.json', '--trainer-accelerator', 'NVIDIA_TESLA_T4:1'],
+     '--trainer-accelerator needs --trainer-replicas'),
+    (['--output', 'p.json', '--trainer-replicas', '2', '--project', 'p', '--region', 'r',
+      '--trainer-accelerator', 'T4'], 'write TYPE:COUNT'),
 ])
 def test_flag_combinations_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, flags, message):
   flags[1] = str(tmp_path / flags[1])
@@ -184,3 +194,41 @@ def test_submitting_to_vertex_without_credentials_fails_in_one_line(tmp_path, ca
   assert status == 1
   assert stderr == ['error: no Google Cloud credentials to submit to Vertex AI: run `gcloud auth '
                     'application-default login` or set GOOGLE_APPLICATION_CREDENTIALS']
+
+
+def test_vertex_spec_runs_each_trainer_as_a_training_job_of_the_replicas(tmp_path, capsys):
+  output = tmp_path / 'job.json'
+  assert kubeflow_runner.main([
+      '--output', str(output), '--image', IMAGE, '--pipeline-root', ROOT, '--project', 'a-project',
+      '--region', 'europe-west4', '--trainer-replicas', '3', '--trainer-machine-type',
+      'n1-highmem-16', '--trainer-accelerator', 'NVIDIA_TESLA_T4:2', '--compile-only']) == 0
+  assert 'submitted' not in capsys.readouterr().out
+  spec = json.loads(output.read_text())['pipelineSpec']
+  tasks, executors = spec['root']['dag']['tasks'], spec['deploymentSpec']['executors']
+  for trainer, run_fn in (('PretrainTrainer', 'modules.pretrain_trainer.run_fn'),
+                          ('ClassifierTrainer', 'modules.classifier_trainer.run_fn')):
+    parameters = {name: value['runtimeValue']['constant']
+                  for name, value in tasks[trainer]['inputs']['parameters'].items()}
+    assert parameters['run_fn'] == run_fn
+    assert executors[f'{trainer}_executor']['container']['args'][:2] == [
+        '--executor_class_path', 'components.warm_start_trainer.component.VertexExecutor']
+    config = json.loads(parameters['custom_config'])
+    assert (config['ai_platform_enable_vertex'], config['ai_platform_vertex_region']) == (
+        True, 'europe-west4')
+    job = config['ai_platform_training_args']
+    assert job['project'] == 'a-project'
+    machine = {'machine_type': 'n1-highmem-16', 'accelerator_type': 'NVIDIA_TESLA_T4',
+               'accelerator_count': 2}
+    assert job['job_spec']['worker_pool_specs'] == [
+        {'machine_spec': machine, 'replica_count': count, 'container_spec': {'image_uri': IMAGE}}
+        for count in (1, 2)]
+    assert job['job_spec']['scheduling'] == {'restart_job_on_worker_restart': True}
+    schedule = 'pretraining' if trainer == 'PretrainTrainer' else 'fine_tuning'
+    assert config['training']['steps'] == getattr(configs.PRESETS['default'], schedule).steps
+
+
+@pytest.mark.parametrize('missing', ['project', 'region', 'image'])
+def test_vertex_training_without_project_region_or_image_is_refused_in_one_line(missing):
+  settings = {'project': 'p', 'region': 'r', 'image': IMAGE, missing: ''}
+  with pytest.raises(ValueError, match=rf"^Vertex AI Training needs a {missing} \(got ''\)$"):
+    kubeflow_runner.VertexTraining(replicas=2, **settings)
