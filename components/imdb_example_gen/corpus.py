@@ -28,7 +28,7 @@ SET_FOLDERS = {
 }
 # A drop of new reviews for scheduled retraining: INPUT_BASE/span-N/ in the aclImdb layout.
 SPAN_FOLDER = 'span-{SPAN}'
-_FILE_NAME = re.compile(r'^(\d+)_(\d+)\.txt$')
+REVIEW_FILE_NAME = re.compile(r'^(\d+)_(\d+)\.txt$')
 _URLS_FILE = 'urls_{folder}.txt'
 _MOVIE_ID = re.compile(r'/title/(tt\d+)')
 T = TypeVar('T')
@@ -121,8 +121,10 @@ def read_files(path: str, set_name: str, limit_per_folder: Optional[int] = None
     yield relative_path, content, _movie_of(relative_path, _folder_movie_ids(corpus_root, folder))
     return
   folders = SET_FOLDERS[set_name]
-  # The public tarball holds the urls files after the reviews: a first pass reads them.
-  movie_ids = _tarball_movie_ids(path, folders)
+  # The public tarball holds the urls files after the reviews: a first pass reads them all,
+  # once per process for every set.
+  stat = tf.io.gfile.stat(path)
+  movie_ids = _tarball_movie_ids(path, stat.length, stat.mtime_nsec)
   with tf.io.gfile.GFile(path, 'rb') as raw, tarfile.open(fileobj=raw, mode='r|gz') as tar:
     reviews = (member for member in tar
                if member.isfile() and os.path.dirname(_inside_corpus(member)) in folders)
@@ -133,7 +135,7 @@ def read_files(path: str, set_name: str, limit_per_folder: Optional[int] = None
              _movie_of(relative_path, movie_ids.get(os.path.dirname(relative_path), ())))
 
 
-def _urls_file(folder: str) -> str:
+def urls_file(folder: str) -> str:
   """The urls file of an aclImdb folder, e.g. `train/pos` → `train/urls_pos.txt`."""
   set_folder, leaf = folder.split('/')
   return f'{set_folder}/{_URLS_FILE.format(folder=leaf)}'
@@ -148,16 +150,21 @@ def _movie_ids(urls_text: str) -> Tuple[Optional[str], ...]:
 @functools.lru_cache(maxsize=64)
 def _folder_movie_ids(corpus_root: str, folder: str) -> Tuple[Optional[str], ...]:
   """The movie ids of an extracted corpus folder's reviews by review id; () without urls file."""
-  urls_path = corpus_root + _urls_file(folder)
+  urls_path = corpus_root + urls_file(folder)
   if not tf.io.gfile.exists(urls_path):
     return ()
   with tf.io.gfile.GFile(urls_path) as urls:
     return _movie_ids(urls.read())
 
 
-def _tarball_movie_ids(path: str, folders: Sequence[str]) -> Dict[str, Tuple[Optional[str], ...]]:
-  """{folder: movie ids by review id} from the urls files of `folders` in a tarball."""
-  wanted = {_urls_file(folder): folder for folder in folders}
+@functools.lru_cache(maxsize=4)
+def _tarball_movie_ids(path: str, size: int, mtime_nsec: int) -> Dict[str, Tuple[Optional[str], ...]]:
+  """{folder: movie ids by review id} from every urls file of a tarball, in one pass.
+
+  `size` and `mtime_nsec` key the cache: a tarball rewritten at the same path is read again.
+  """
+  del size, mtime_nsec  # Cache keys only.
+  wanted = {urls_file(folder): folder for folders in SET_FOLDERS.values() for folder in folders}
   movie_ids = {}
   with tf.io.gfile.GFile(path, 'rb') as raw, tarfile.open(fileobj=raw, mode='r|gz') as tar:
     for member in tar:
@@ -169,7 +176,7 @@ def _tarball_movie_ids(path: str, folders: Sequence[str]) -> Dict[str, Tuple[Opt
 
 def _movie_of(relative_path: str, movie_ids: Sequence[Optional[str]]) -> Optional[str]:
   """The movie of the review at `relative_path` by its id's line, or None."""
-  match = _FILE_NAME.match(os.path.basename(relative_path))
+  match = REVIEW_FILE_NAME.match(os.path.basename(relative_path))
   if not match or int(match.group(1)) >= len(movie_ids):
     return None
   return movie_ids[int(match.group(1))]
@@ -193,7 +200,7 @@ def to_example(relative_path: str, content: bytes, movie_id: Optional[str]
     (serialized example, None), or (None, the skipped review with its reason).
   """
   set_name, folder, file_name = relative_path.split('/')[-3:]
-  match = _FILE_NAME.match(file_name)
+  match = REVIEW_FILE_NAME.match(file_name)
   reason = None
   if not match:
     reason = 'file name does not match ID_RATING.txt'

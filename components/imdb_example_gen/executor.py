@@ -127,7 +127,6 @@ def _ReadSet(pipeline, input_base: str, patterns: List[str], set_name: str,
   return (pipeline
           | 'ListFiles' >> beam.Create(list(corpus.first_per_folder(paths, limit_per_folder)))
           | 'ReadFiles' >> beam.FlatMap(corpus.read_files, set_name, limit_per_folder)
-          | 'Spread' >> beam.Reshuffle()
           | 'ToExample' >> beam.ParDo(_ToExample()).with_outputs(_SKIPPED_TAG, main='examples'))
 
 
