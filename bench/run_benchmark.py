@@ -58,19 +58,29 @@ def matmul_flops_per_second(dtype: tf.DType = tf.float32, size: int = 2048, repe
   return 2 * size**3 / min(times)
 
 
+def encoder_flops(num_layers: int, length: int, width: int, intermediate: int) -> float:
+  """Forward FLOPs of a BERT encoder on one sequence of `length` tokens.
+
+  Counts the Q, K, V and output projections, the attention scores and weighted sum, and the
+  feed-forward layers; embeddings, layer norms and softmaxes are not matmuls and left out.
+  """
+  per_layer = (2 * length * width * width * 4  # Q, K, V and output projections.
+               + 2 * 2 * length * length * width  # Scores and weighted sum.
+               + 2 * 2 * length * width * intermediate)  # Feed-forward.
+  return num_layers * per_layer
+
+
 def mlm_training_flops_per_sequence(preset: configs.Preset) -> float:
   """Forward + backward (3x forward) FLOPs of one masked-LM training sequence.
 
-  Counts the encoder's projections, attention and feed-forward layers and the head at the
-  masked positions only (its dense layer and the projection onto the vocabulary).
+  Counts the encoder (`encoder_flops`) and the head at the masked positions only (its dense
+  layer and the projection onto the vocabulary).
   """
   length, width = preset.sequence_length, preset.encoder.hidden_dim
-  per_layer = (2 * length * width * width * 4  # Q, K, V and output projections.
-               + 2 * 2 * length * length * width  # Scores and weighted sum.
-               + 2 * 2 * length * width * preset.encoder.intermediate_dim)  # Feed-forward.
   predictions = features.max_predictions(length)
   head = 2 * predictions * width * (width + preset.vocabulary_size)
-  return 3 * (preset.encoder.num_layers * per_layer + head)
+  return 3 * (encoder_flops(preset.encoder.num_layers, length, width, preset.encoder.intermediate_dim)
+              + head)
 
 
 def run_pipeline(preset_name: str, corpus_path: str, output_dir: pathlib.Path,
@@ -138,10 +148,19 @@ def _blend_row(label: str, fitted: dict) -> str:
           f"{accuracies('eval')}; {accuracies('test')} |")
 
 
-def linear_baseline(examples_uri: str) -> dict:
-  """TF-IDF unigrams+bigrams and logistic regression, untuned: fit on `train`, score `test`."""
+def linear_baseline_model():
+  """TF-IDF unigrams and bigrams and a logistic regression, untuned: an unfitted scikit-learn
+  pipeline from review text to a probability."""
   from sklearn.feature_extraction.text import TfidfVectorizer
   from sklearn.linear_model import LogisticRegression
+  from sklearn.pipeline import make_pipeline
+
+  return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                       LogisticRegression(max_iter=1000))
+
+
+def linear_baseline(examples_uri: str) -> dict:
+  """`linear_baseline_model` fit on `train`, scored on `test`."""
   from sklearn.metrics import accuracy_score, roc_auc_score
 
   def read(split):
@@ -150,10 +169,8 @@ def linear_baseline(examples_uri: str) -> dict:
 
   start = time.perf_counter()
   (train_texts, train_labels), (test_texts, test_labels) = read('train'), read('test')
-  vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-  classifier = LogisticRegression(max_iter=1000)
-  classifier.fit(vectorizer.fit_transform(train_texts), train_labels)
-  scores = classifier.predict_proba(vectorizer.transform(test_texts))[:, 1]
+  model = linear_baseline_model().fit(train_texts, train_labels)
+  scores = model.predict_proba(test_texts)[:, 1]
   return {'binary_accuracy': accuracy_score(test_labels, scores >= 0.5),
           'auc': roc_auc_score(test_labels, scores), 'seconds': time.perf_counter() - start}
 
