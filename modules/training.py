@@ -82,15 +82,26 @@ def output_dir(path: str, strategy: tf.distribute.Strategy) -> Iterator[str]:
   """Where this worker writes `path`'s files: `path` itself on the chief, else a throwaway dir.
 
   Every worker must save (saving may need all of them), but only the chief's copy is kept.
+  No worker leaves the block before all have: when a worker's run_fn returns, the chief's
+  files are written (TFX's Trainer fails a worker that finds no model folder).
   """
   if strategy.extended.should_checkpoint:
     yield path
+    _wait_for_all(strategy)
     return
   scratch = tempfile.mkdtemp(prefix='non-chief-')
   try:
     yield scratch
+    _wait_for_all(strategy)
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _wait_for_all(strategy: tf.distribute.Strategy) -> None:
+  """Returns once every worker of a multi-worker `strategy` has called it (an all-reduce)."""
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    strategy.reduce(tf.distribute.ReduceOp.SUM,
+                    strategy.run(tf.function(lambda: tf.constant(1.0))), axis=None)
 
 
 def backup_dir(fn_args: FnArgs) -> str:
