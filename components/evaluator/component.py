@@ -118,7 +118,9 @@ class Executor(evaluator_executor.Executor):
     comparisons = slice_comparisons(evaluation.uri, gate)
     with fileio.open(os.path.join(evaluation.uri, SLICE_GATE_FILE), 'w') as out:
       json.dump({'gate': dataclasses.asdict(gate), 'slices': comparisons}, out, indent=1)
-    regressions = [comparison for comparison in comparisons if comparison['regressed']]
+    # By slice name: TFMA's order of the slices varies from run to run.
+    regressions = sorted((comparison for comparison in comparisons if comparison['regressed']),
+                         key=lambda comparison: comparison['slice'])
     blessing.set_string_custom_property(SLICE_REGRESSIONS_PROPERTY,
                                         json.dumps([describe(item) for item in regressions]))
     if regressions:
