@@ -51,7 +51,6 @@ REPORT_STEP = 'report'  # pipeline/report.py's HTML report of the run.
 # Fixed, few training steps: the Trainers' cost that grows with the data is their input.
 TRAINER_STEPS = 20
 SAMPLE_SECONDS = 0.2
-FLAT_EXPONENT = 0.1  # Memory that grows slower than size**0.1 counts as flat.
 
 
 def scaled_corpus(source: str, copies: int, destination: pathlib.Path) -> pathlib.Path:

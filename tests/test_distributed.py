@@ -66,6 +66,22 @@ def _start_worker(module, fn_args, cluster, index, task_type='worker'):
                 cluster, task_type, index)
 
 
+def _finish_in_sync(replicas):
+  """The replicas' logs, once each has ended, asserting that all trained as one and succeeded."""
+  logs = [replica.communicate(timeout=600)[0] for replica in replicas]
+  for replica, log in zip(replicas, logs, strict=True):
+    assert replica.returncode == 0, log[-4000:]
+    assert f'Training on {len(replicas)} replica(s) in sync' in log
+  return logs
+
+
+def _logged_alike(logs, pattern):
+  """What the replicas logged matching `pattern`, asserting that it is the same on each."""
+  found = [re.findall(pattern, log) for log in logs]
+  assert all(matches == found[0] for matches in found), found
+  return found[0]
+
+
 def _vertex_cluster():
   """A TF_CONFIG cluster as Vertex AI lays out a job of two replicas."""
   chief, worker = (f'127.0.0.1:{port}' for port in _free_ports(2))
@@ -79,19 +95,14 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(transformed, module,
   workdir, transform_dir = transformed
   fn_args = trainer_fn_args(workdir, transform_dir, module, epochs=2, steps_per_epoch=5)
   cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
-  workers = [_start_worker(module, fn_args, cluster, index) for index in range(2)]
-  logs = [worker.communicate(timeout=600)[0] for worker in workers]
+  logs = _finish_in_sync([_start_worker(module, fn_args, cluster, index) for index in range(2)])
 
-  for worker, log in zip(workers, logs, strict=True):
-    assert worker.returncode == 0, log[-4000:]
-    assert 'Training on 2 replica(s) in sync' in log
   # Trained on different halves of each batch: equal weights at the end mean the gradients
   # were all-reduced at every step.
-  digests = [re.findall(r'Weights after training: (\w+)', log) for log in logs]
-  assert len(digests[0]) == 1 and digests[0] == digests[1]
+  assert len(_logged_alike(logs, r'Weights after training: (\w+)')) == 1
   # The classifier's blend, fitted by each worker on all of `eval`, is the same on both.
-  blends = [re.findall(r'Blend fitted on eval: (.*)', log) for log in logs]
-  assert len(blends[0]) == (module == 'modules.classifier_trainer') and blends[0] == blends[1]
+  assert len(_logged_alike(logs, r'Blend fitted on eval: (.*)')) == (
+      module == 'modules.classifier_trainer')
   # The chief (worker 0) wrote the model and the training log; the other wrote nothing there.
   assert sorted(os.listdir(fn_args['serving_model_dir'])).count(saved_file) == 1
   stats = json.load(open(os.path.join(fn_args['model_run_dir'], outputs.TRAINING_STATS_FILE)))
@@ -153,16 +164,11 @@ def test_a_vertex_job_of_two_replicas_trains_the_classifier_and_only_the_chief_e
   scratch = [tmp_path / f'tmp-{task}' for task, _ in VERTEX_TASKS]
   for folder in scratch:
     folder.mkdir()
-  replicas = [_start([sys.executable, *command[1:]], cluster, task, index, TMPDIR=str(folder))
-              for (task, index), folder in zip(VERTEX_TASKS, scratch, strict=True)]
-  logs = [replica.communicate(timeout=600)[0] for replica in replicas]
-
-  # Both finished: the run function, whose config refuses unknown keys, never saw the job's.
-  for replica, log in zip(replicas, logs, strict=True):
-    assert replica.returncode == 0, log[-4000:]
-    assert 'Training on 2 replica(s) in sync' in log
-  blends = [re.findall(r'Blend fitted on eval: (.*)', log) for log in logs]
-  assert len(blends[0]) == 1 and blends[0] == blends[1]
+  # Both finish: the run function, whose config refuses unknown keys, never saw the job's.
+  logs = _finish_in_sync([
+      _start([sys.executable, *command[1:]], cluster, task, index, TMPDIR=str(folder))
+      for (task, index), folder in zip(VERTEX_TASKS, scratch, strict=True)])
+  assert len(_logged_alike(logs, r'Blend fitted on eval: (.*)')) == 1
   # The chief exported the serving model into the Model artifact; it scores raw reviews.
   export = path_utils.serving_model_path(model.uri)
   assert os.path.isfile(os.path.join(export, outputs.CLASSIFIER_FILE))
@@ -193,13 +199,9 @@ def test_two_replicas_killed_mid_epoch_resume_from_the_chiefs_last_backup(transf
     replica.wait()
   resumed_from = json.load(open(progress))['epoch']
 
-  second = start_job()  # The same command and outputs, as a restarted job has.
-  logs = [replica.communicate(timeout=600)[0] for replica in second]
-  for replica, log in zip(second, logs, strict=True):
-    assert replica.returncode == 0, log[-4000:]
-    assert f'after epoch {resumed_from}' in log
-  digests = [re.findall(r'Weights after training: (\w+)', log) for log in logs]
-  assert len(digests[0]) == 1 and digests[0] == digests[1]
+  logs = _finish_in_sync(start_job())  # The same command and outputs, as a restarted job has.
+  assert all(f'after epoch {resumed_from}' in log for log in logs)
+  assert len(_logged_alike(logs, r'Weights after training: (\w+)')) == 1
   stats = json.load(open(os.path.join(fn_args['model_run_dir'], outputs.TRAINING_STATS_FILE)))
   assert stats['first_epoch'] == resumed_from >= 1
   assert len(stats['epochs']) == epochs - resumed_from
