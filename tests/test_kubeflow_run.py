@@ -1,8 +1,9 @@
 """The compiled KFP spec, executed as open-source Kubeflow Pipelines executes it (kfp_launcher.py).
 
-Two scheduled-retraining runs of the smoke preset with one pipeline root: the first pushes, the
-second finds the next drop itself (no ExampleGen driver runs), compares against and fine-tunes
-from what the first pushed, and skips pretraining.
+The spec of the commit before the project's entrypoint (tests/data/spec-6bf0f4e.yaml) fails
+there for three of the four reasons (the fourth, folder markers, is in test_kfp_entrypoint.py);
+today's spec runs twice on one root, and the second run compares against what the first pushed
+(and with --span-window fine-tunes from it).
 """
 
 import json
@@ -16,13 +17,27 @@ import kubeflow_runner
 from modules import outputs
 from pipeline.pipeline import SCHEMA_PATH
 from tests import kfp_launcher
-from tests.conftest import write_drop
+from tests.conftest import REPO_ROOT, write_corpus, write_drop
+
+OLD_SPEC = os.path.join(REPO_ROOT, 'tests', 'data', 'spec-6bf0f4e.yaml')
 
 
 def _compile(tmp_path, *flags):
   output = tmp_path / 'spec' / 'imdb-bert.yaml'  # Its folder does not exist yet.
   assert kubeflow_runner.main(['--output', str(output), '--preset', 'smoke', *flags]) == 0
   return kfp_launcher.load_spec(str(output))
+
+
+def _old_spec(tmp_path, drops):
+  """The spec that 6bf0f4e compiled (smoke, --span-window 2), with this test's folders."""
+  with open(OLD_SPEC) as spec_file:
+    text = spec_file.read()
+  for placeholder, path in (('@DATA@', drops), ('@ROOT@', tmp_path / 'root'),
+                            ('@SERVING@', tmp_path / 'serving'), ('@SCHEMA@', SCHEMA_PATH)):
+    text = text.replace(placeholder, str(path))
+  path = tmp_path / 'old.yaml'
+  path.write_text(text)
+  return kfp_launcher.load_spec(str(path))[0]
 
 
 def _one_node_spec(tmp_path, node):
@@ -39,19 +54,55 @@ def _serving_path(artifact):
   return path_utils.serving_model_dir(artifact['uri'])
 
 
-@pytest.mark.slow
-def test_the_retraining_spec_runs_twice_as_kfp_runs_it_and_builds_on_what_it_pushed(tmp_path):
-  drops, serving = tmp_path / 'drops', tmp_path / 'serving'
-  drops.mkdir()
-  spec = _compile(tmp_path, '--span-window', '2', '--data', str(drops),
-                  '--pipeline-root', str(tmp_path / 'root'), '--serving-dir', str(serving),
-                  '--schema', SCHEMA_PATH)
-  backend = kfp_launcher.Backend(workdir=str(tmp_path / 'tasks'))
+# Each reason, with the backend that shows it alone: (publish_logs, send the root), the task
+# that fails, and the failure in TFX's or TensorFlow's own words.
+_OLD_SPEC_FAILURES = {
+    'executor-logs output': (True, True, 'ImdbExampleGen', "No module named 'system'"),
+    'empty input schema': (False, True, 'StatisticsGen',
+                           "'NoneType' object has no attribute 'get'"),
+    'root not sent': (False, False, 'ImdbExampleGen',
+                      'Path specified: minio://mlpipeline/v2/artifacts/imdb-bert-smoke/run-1/'),
+}
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize('reason', sorted(_OLD_SPEC_FAILURES))
+def test_the_spec_before_the_entrypoint_fails_on_the_open_source_backend(tmp_path, reason):
+  publish_logs, send_root, failing_task, words = _OLD_SPEC_FAILURES[reason]
+  drops = tmp_path / 'drops'
+  drops.mkdir()
   write_drop(drops, 1, tmp_path)
-  first = kfp_launcher.run_pipeline(spec, backend, 'run-1')
+  backend = kfp_launcher.Backend(workdir=str(tmp_path / 'pods'), publish_logs=publish_logs)
+  root = str(tmp_path / 'root') if send_root else None
+  with pytest.raises(kfp_launcher.TaskFailedError, match=f'^{failing_task} failed') as failure:
+    kfp_launcher.run_pipeline(_old_spec(tmp_path, drops), backend, 'run-1', pipeline_root=root)
+  assert words in str(failure.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('retraining', [False, True], ids=['plain', 'span-window'])
+def test_the_spec_runs_twice_on_one_root_and_builds_on_what_it_pushed(tmp_path, retraining):
+  data, serving, root = tmp_path / 'data', tmp_path / 'serving', tmp_path / 'root'
+  data.mkdir()
+  flags = ['--pipeline-root', str(root), '--serving-dir', str(serving), '--schema', SCHEMA_PATH]
+  if retraining:
+    write_drop(data, 1, tmp_path)
+    flags += ['--span-window', '2', '--data', str(data)]
+  else:
+    flags += ['--data', str(write_corpus(data, reviews_per_folder=120))]
+  spec, platform = _compile(tmp_path, *flags)
+  backend = kfp_launcher.Backend(workdir=str(tmp_path / 'pods'))  # KFP 2.17's defaults.
+  name = spec['pipelineInfo']['name']
+  run_root = kubeflow_runner.pipeline_root(str(root), name)  # What --host sends.
+
+  first = kfp_launcher.run_pipeline(spec, backend, 'run-1', pipeline_root=run_root,
+                                    platform_spec=platform)
   assert not any(result.cached for result in first.values())
-  assert first['ImdbExampleGen'].outputs['examples']['metadata']['spans'] == '1'
+  for task, result in first.items():
+    for artifact in result.outputs.values():
+      assert artifact['uri'].startswith(f'{run_root}/{name}/run-1/{task}/'), artifact['uri']
+  if retraining:
+    assert first['ImdbExampleGen'].outputs['examples']['metadata']['spans'] == '1'
   assert not os.listdir(first['LatestPushedModel'].outputs['model']['uri'])  # Nothing served.
   assert outputs.ENCODER_FILE in os.listdir(_serving_path(first['PretrainTrainer'].outputs['model']))
   assert first['Evaluator'].outputs['blessing']['metadata']['blessed'] == 1
@@ -59,34 +110,26 @@ def test_the_retraining_spec_runs_twice_as_kfp_runs_it_and_builds_on_what_it_pus
   assert pushed['pushed'] == 1
   assert os.path.isfile(os.path.join(pushed['pushed_destination'], 'saved_model.pb'))
 
-  write_drop(drops, 2, tmp_path)
-  second = kfp_launcher.run_pipeline(spec, backend, 'run-2')
+  if retraining:
+    write_drop(data, 2, tmp_path)
+  second = kfp_launcher.run_pipeline(spec, backend, 'run-2', pipeline_root=run_root,
+                                     platform_spec=platform)
   cached = {task for task, result in second.items() if result.cached}
-  assert cached == {'ImportSchemaGen'}  # Every other task has a new input.
-  assert second['ImdbExampleGen'].outputs['examples']['metadata']['spans'] == '1,2'
+  assert cached == {'ImportSchemaGen'}  # ImdbExampleGen reads the data again, and all after it.
   served = second['LatestPushedModel'].outputs['model']
   assert served['metadata']['pushed_destination'] == pushed['pushed_destination']
   assert served['metadata']['pushed_from'] == _serving_path(first['ClassifierTrainer'].outputs['model'])
-  # The Evaluator compared against it, and fine-tuning started from it, so no pretraining ran.
+  # The Evaluator compared against it; with drops, fine-tuning started from it, so no
+  # pretraining ran.
   blessing = second['Evaluator'].outputs['blessing']['metadata']
   assert (blessing['baseline_model'], blessing['baseline_model_id']) == (served['uri'], served['name'])
-  with open(os.path.join(_serving_path(second['PretrainTrainer'].outputs['model']),
-                         outputs.PRETRAINING_SKIPPED_FILE)) as skipped:
-    assert json.load(skipped)['warm_start_model'] == _serving_path(served)
-  assert f'Warm start from {_serving_path(served)}' in second['ClassifierTrainer'].log
-  if blessing['blessed'] == 1:
-    assert len([name for name in os.listdir(serving) if name.isdigit()]) == 2
-
-
-@pytest.mark.parametrize('flags', [[], ['--span-window', '3', '--data', 'gs://bucket/drops']])
-def test_compiled_specs_hold_only_container_executors_and_always_run_the_lookups(tmp_path, flags):
-  spec = _compile(tmp_path, *flags)
-  kfp_launcher.check_executors(spec)
-  assert {next(iter(executor)) for executor in spec['deploymentSpec']['executors'].values()} \
-      == {'container'}
-  tasks = spec['root']['dag']['tasks']
-  uncached = {task for task, definition in tasks.items() if 'cachingOptions' not in definition}
-  assert uncached == {'ImdbExampleGen', 'LatestPushedModel'}
+  skipped = os.path.join(_serving_path(second['PretrainTrainer'].outputs['model']),
+                         outputs.PRETRAINING_SKIPPED_FILE)
+  assert os.path.exists(skipped) is retraining
+  if retraining:
+    with open(skipped) as skipped_file:
+      assert json.load(skipped_file)['warm_start_model'] == _serving_path(served)
+    assert f'Warm start from {_serving_path(served)}' in second['ClassifierTrainer'].log
 
 
 def test_a_resolver_is_refused_before_anything_runs(tmp_path):
@@ -96,7 +139,7 @@ def test_a_resolver_is_refused_before_anything_runs(tmp_path):
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model)).with_id('latest_model'))
   backend = kfp_launcher.Backend(workdir=str(tmp_path / 'tasks'))
   with pytest.raises(kfp_launcher.UnsupportedSpecError, match=r'latest_model_executor \(resolver\)'):
-    kfp_launcher.run_pipeline(spec, backend, 'run-1')
+    kfp_launcher.run_pipeline(spec, backend, 'run-1', pipeline_root=str(tmp_path))
   assert not os.path.exists(backend.workdir)
 
 
@@ -109,5 +152,28 @@ def test_an_importer_registers_its_uri_once_unless_reimported(tmp_path, reimport
   first = kfp_launcher.run_pipeline(spec, backend, 'run-1')['schema'].outputs['result']
   second = kfp_launcher.run_pipeline(spec, backend, 'run-2')['schema'].outputs['result']
   assert first['uri'] == second['uri'] == os.path.dirname(SCHEMA_PATH)
-  assert 'tfx.Schema' in str(first['type'])
+  assert first['type'] == {'instanceSchema': ''}  # As ML Metadata hands it back.
   assert (second['name'] == first['name']) is not reimport
+
+
+def _only(spec, task):
+  """`spec` with one task of it left."""
+  return dict(spec, root={'dag': {'tasks': {task: spec['root']['dag']['tasks'][task]}}})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('which', ['before', 'today'])
+def test_a_run_level_enable_caching_still_looks_up_the_served_model_every_run(tmp_path, which):
+  """kfp.Client(...).create_run_from_pipeline_package(..., enable_caching=True) turns every
+  task's cache on; the lookup of the served model must still run, on KFP 2.5 and later."""
+  if which == 'before':
+    spec = _old_spec(tmp_path, tmp_path / 'drops')
+  else:
+    spec, _ = _compile(tmp_path, '--pipeline-root', str(tmp_path / 'root'),
+                       '--serving-dir', str(tmp_path / 'serving'))
+  spec = _only(spec, 'LatestPushedModel')
+  backend = kfp_launcher.Backend(workdir=str(tmp_path / 'pods'))
+  runs = [kfp_launcher.run_pipeline(spec, backend, run, pipeline_root=str(tmp_path / 'root'),
+                                    enable_caching=True)['LatestPushedModel']
+          for run in ('run-1', 'run-2')]
+  assert [run.cached for run in runs] == [False, which == 'before']
