@@ -12,17 +12,20 @@ Usage:
 
 A `.yaml` output is a KFP pipeline spec (for `kfp.Client`); a `.json` output is the PipelineJob
 that Vertex AI Pipelines takes. Both hold only container executors: every task runs the
-project's image. With `--trainer-replicas`, each Trainer's task starts a Vertex AI Training job
-of that many replicas and waits for it; open-source Kubeflow Pipelines trains on one replica.
+project's entrypoint (pipeline/kfp_entrypoint.py) in the project's image, with the CPU and
+memory of its kind. Submitted runs carry the pipeline root. With `--trainer-replicas`, each
+Trainer's task starts a Vertex AI Training job of that many replicas and waits for it;
+open-source Kubeflow Pipelines trains on one replica.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import shlex
 import sys
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pipeline import quiet
 
@@ -31,8 +34,10 @@ quiet.unless_verbose(sys.argv)  # Before TensorFlow loads.
 import yaml  # pylint: disable=wrong-import-position
 from apache_beam.options import pipeline_options  # pylint: disable=wrong-import-position
 from tfx import v1 as tfx  # pylint: disable=wrong-import-position
+from tfx.dsl.components.base import executor_spec  # pylint: disable=wrong-import-position
+from tfx.types import standard_component_specs  # pylint: disable=wrong-import-position
 
-from pipeline import configs, console  # pylint: disable=wrong-import-position
+from pipeline import configs, console, kfp_entrypoint  # pylint: disable=wrong-import-position
 from pipeline.pipeline import (ALWAYS_RUN, VertexTraining,  # pylint: disable=wrong-import-position
                                create_pipeline)
 
@@ -46,6 +51,11 @@ IMAGE_SCHEMA_PATH = f'{IMAGE_PROJECT_DIR}/pipeline/schema/schema.pbtxt'
 # the preCacheCheck hook in which ExampleGen's driver fingerprints the input files (Vertex AI
 # runs it): there, a cached ExampleGen would miss new reviews, so it runs every time.
 FINGERPRINTS_IN_HOOK = 'ImdbExampleGen'
+# Every task runs the project's entrypoint: it adapts what the open-source backend hands a
+# container, then runs TFX's (pipeline/kfp_entrypoint.py).
+ENTRYPOINT = ['python', '-m', 'pipeline.kfp_entrypoint']
+# Roots that the tasks can write: TFX, TensorFlow and Beam open them, not only KFP's launcher.
+WRITABLE_ROOTS = ('gs://',)
 # Beam runners whose workers run in containers: they must be given the project's image.
 _PORTABLE_RUNNERS = ('flink', 'spark', 'portable')
 # Cron fields of a recurring run: KFP's schedules count seconds first, Vertex AI's do not.
@@ -96,12 +106,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='With --trainer-replicas: the machine type of each replica '
                            '(default: n1-standard-8)')
   parser.add_argument('--trainer-accelerator', metavar='TYPE:COUNT',
-                      help='With --trainer-replicas: accelerators per replica, e.g. NVIDIA_TESLA_T4:1')
+                      help='Accelerators per Trainer: with a .yaml, a Kubernetes resource on its '
+                           'pod, e.g. nvidia.com/gpu:1; with --trainer-replicas, per replica, '
+                           'e.g. NVIDIA_TESLA_T4:1')
+  for kind, (cpu, memory) in DEFAULT_RESOURCES.items():
+    parser.add_argument(f'--{kind}-cpu', type=float, default=cpu, metavar='CPUS',
+                        help=f'CPU request and limit of each {_KIND_NAMES[kind]} task '
+                             f'(default: {cpu:g})')
+    parser.add_argument(f'--{kind}-memory', type=float, default=memory, metavar='GB',
+                        help=f'Memory request and limit of each {_KIND_NAMES[kind]} task, in GB '
+                             f'(default: {memory:g})')
+  parser.add_argument('--secret-env', action='append', default=[], metavar='SECRET:KEY[,KEY...]',
+                      help='Kubeflow Pipelines: put these keys of the Kubernetes secret SECRET '
+                           'into every task\'s environment, each under its own name, e.g. '
+                           'minio-creds:AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY (repeatable)')
   parser.add_argument('--compile-only', action='store_true',
                       help='Write --output and submit nothing, even with --host or --project')
   parser.add_argument('--schedule', help="With --host or --project: a recurring run on this cron "
                       "expression (KFP: 6 fields, seconds first, '0 0 3 * * *'; Vertex AI: 5 "
                       "fields, '0 3 * * *'; both daily at 03:00)")
+
+
+# Each kind of task's CPU and memory (GB), requested and limited alike. Beam tasks hold a
+# split's shuffle in memory on the DirectRunner; the Trainers hold the model and its batches.
+DEFAULT_RESOURCES = {'beam': (4.0, 16.0), 'trainer': (8.0, 32.0), 'task': (1.0, 4.0)}
+_KIND_NAMES = {'beam': 'Beam (ImdbExampleGen, StatisticsGen, Transform, Evaluator)',
+               'trainer': 'Trainer', 'task': 'other'}
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskResources:
+  """What a task's pod requests and is limited to: CPUs, memory in GB, accelerators."""
+  cpu: float
+  memory_gb: float
+  accelerator: Optional[Tuple[str, int]] = None  # (Kubernetes resource or Vertex type, count).
+
+  def to_spec(self) -> Dict[str, Any]:
+    """The pipeline spec's `ResourceSpec`, which both KFP's driver and Vertex AI read."""
+    spec: Dict[str, Any] = {'cpuLimit': self.cpu, 'cpuRequest': self.cpu,
+                            'memoryLimit': self.memory_gb, 'memoryRequest': self.memory_gb}
+    if self.accelerator:
+      spec['accelerator'] = {'type': self.accelerator[0], 'count': str(self.accelerator[1])}
+    return spec
 
 
 def _target(args: argparse.Namespace) -> str:
@@ -125,8 +171,15 @@ def usage_error(args: argparse.Namespace) -> Optional[str]:
     problem = _trainer_replicas_error(args)
     if problem:
       return problem
-  elif args.trainer_accelerator:
+  elif args.trainer_accelerator and _target(args) == 'json':
     return '--trainer-accelerator needs --trainer-replicas: it describes the Vertex AI replicas'
+  elif args.trainer_accelerator and not re.fullmatch(_KUBERNETES_ACCELERATOR,
+                                                     args.trainer_accelerator):
+    return (f'--trainer-accelerator {args.trainer_accelerator!r}: write the Kubernetes resource '
+            'and a count, e.g. nvidia.com/gpu:1')
+  problem = _resources_error(args) or _secret_env_error(args)
+  if problem:
+    return problem
   if args.schedule and not (args.host or args.project):
     return '--schedule needs --host (Kubeflow Pipelines) or --project (Vertex AI)'
   if args.schedule and len(args.schedule.split()) != _CRON_FIELDS[_target(args)]:
@@ -134,9 +187,50 @@ def usage_error(args: argparse.Namespace) -> Optional[str]:
             + ("Kubeflow Pipelines takes 6 cron fields, seconds first, e.g. '0 0 3 * * *'"
                if _target(args) == 'yaml' else
                "Vertex AI takes 5 cron fields, minute first, e.g. '0 3 * * *'"))
-  if ((args.host or args.project) and not args.compile_only
-      and args.pipeline_root.startswith(PLACEHOLDER_ROOT)):
+  if (args.host or args.project) and not args.compile_only:
+    return _submitted_root_error(args.pipeline_root)
+  return None
+
+
+_KUBERNETES_ACCELERATOR = r'[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[a-z0-9]([a-z0-9._-]*[a-z0-9])?:[1-9]\d*'
+
+
+def _submitted_root_error(root: str) -> Optional[str]:
+  """What is wrong with the pipeline root of a run to submit, or None.
+
+  The run request carries the root, since the backend never reads the spec's (a run without one
+  writes to minio://, which neither TensorFlow nor Beam opens); the tasks write under it.
+  """
+  if not root:
+    return '--pipeline-root is empty: pass the bucket the runs write to, e.g. gs://BUCKET/imdb-bert'
+  if root.startswith(PLACEHOLDER_ROOT):
     return f'--pipeline-root is still the placeholder {PLACEHOLDER_ROOT}: pass your bucket'
+  if not root.startswith(WRITABLE_ROOTS):
+    return (f'--pipeline-root {root}: the tasks write there through TensorFlow and Beam, which '
+            f'open {", ".join(WRITABLE_ROOTS)} only')
+  return None
+
+
+def _resources_error(args: argparse.Namespace) -> Optional[str]:
+  """What is wrong with the tasks' CPU and memory flags, or None."""
+  for kind in DEFAULT_RESOURCES:
+    for unit in ('cpu', 'memory'):
+      value = getattr(args, f'{kind}_{unit}')
+      if not value > 0:
+        return f'--{kind}-{unit} {value:g}: give a positive number'
+  return None
+
+
+def _secret_env_error(args: argparse.Namespace) -> Optional[str]:
+  """What is wrong with the --secret-env flags, or None."""
+  if args.secret_env and _target(args) != 'yaml':
+    return ('--secret-env needs a .yaml --output: Vertex AI tasks act as their service account '
+            '(--service-account)')
+  for value in args.secret_env:
+    if not re.fullmatch(r'[a-z0-9]([a-z0-9.-]*[a-z0-9])?:[A-Za-z_][A-Za-z0-9_]*'
+                        r'(,[A-Za-z_][A-Za-z0-9_]*)*', value):
+      return (f'--secret-env {value!r}: write SECRET:KEY[,KEY...], e.g. '
+              'minio-creds:AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY')
   return None
 
 
@@ -188,6 +282,11 @@ def worker_image_args(beam_args: Sequence[str], image: str) -> List[str]:
   return list(beam_args)
 
 
+def pipeline_root(root: str, name: str) -> str:
+  """The root of pipeline `name`'s artifacts under `--pipeline-root` `root`: ROOT/pipelines/NAME."""
+  return f"{root.rstrip('/')}/pipelines/{name}"
+
+
 def compile_pipeline(args: argparse.Namespace) -> str:
   """Writes the pipeline spec to `args.output`; returns the pipeline's name."""
   preset = configs.PRESETS[args.preset]
@@ -196,7 +295,7 @@ def compile_pipeline(args: argparse.Namespace) -> str:
   beam_args = preset.beam_pipeline_args if args.beam_args is None else shlex.split(args.beam_args)
   pipeline = create_pipeline(
       pipeline_name=name,
-      pipeline_root=f'{root}/pipelines/{name}',
+      pipeline_root=pipeline_root(args.pipeline_root, name),
       corpus_path=args.data or f'{root}/data/aclImdb',
       serving_model_dir=args.serving_dir or f'{root}/serving_model/{name}',
       span_window=args.span_window,
@@ -209,39 +308,105 @@ def compile_pipeline(args: argparse.Namespace) -> str:
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           default_image=args.image, use_pipeline_spec_2_1=True))
   job = runner.run(pipeline, write_out=False)
+  spec = job['pipelineSpec']
+  for component in pipeline.components:
+    _container(spec, component.id).update(
+        command=ENTRYPOINT, resources=task_resources(component, args).to_spec())
   uncached = ALWAYS_RUN + ((FINGERPRINTS_IN_HOOK,) if _target(args) == 'yaml' else ())
   for task_id in uncached:
-    job['pipelineSpec']['root']['dag']['tasks'][task_id].pop('cachingOptions', None)
+    _run_every_time(spec, task_id)
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
   with open(args.output, 'w') as spec_file:
     if _target(args) == 'json':
       json.dump(job, spec_file, indent=2, sort_keys=True)
     else:
-      spec = dict(job['pipelineSpec'],
-                  defaultPipelineRoot=job['runtimeConfig']['gcsOutputDirectory'])
-      yaml.safe_dump(spec, spec_file, sort_keys=True)
+      documents = [dict(spec, defaultPipelineRoot=job['runtimeConfig']['gcsOutputDirectory'])]
+      if args.secret_env:
+        documents.append(kubernetes_platform_spec(spec, args.secret_env))
+      yaml.safe_dump_all(documents, spec_file, sort_keys=True)
   return name
+
+
+def _container(spec: Dict[str, Any], task_id: str) -> Dict[str, Any]:
+  """The container executor of task `task_id` in a compiled pipeline spec."""
+  component = spec['components'][spec['root']['dag']['tasks'][task_id]['componentRef']['name']]
+  return spec['deploymentSpec']['executors'][component['executorLabel']]['container']
+
+
+def task_resources(component: Any, args: argparse.Namespace) -> TaskResources:
+  """What the flags give `component`'s task: a Trainer's, a Beam task's, or any other's.
+
+  A Trainer that runs as a Vertex AI Training job only waits for it, so it gets the others'.
+  """
+  if (isinstance(component.spec, standard_component_specs.TrainerSpec)
+      and args.trainer_replicas is None):
+    accelerator = None
+    if args.trainer_accelerator:
+      resource, count = args.trainer_accelerator.rsplit(':', 1)
+      accelerator = (resource, int(count))
+    return TaskResources(args.trainer_cpu, args.trainer_memory, accelerator)
+  kind = 'beam' if isinstance(component.executor_spec, executor_spec.BeamExecutorSpec) else 'task'
+  return TaskResources(getattr(args, f'{kind}_cpu'), getattr(args, f'{kind}_memory'))
+
+
+def _run_every_time(spec: Dict[str, Any], task_id: str) -> None:
+  """Makes `task_id` run on every run, never from KFP's cache.
+
+  Its caching is off in the spec, and it takes the run's id as a parameter, so that a run-level
+  `enable_caching=True` (which kfp.Client writes into every task) still finds no earlier run
+  with its cache key. The entrypoint removes the parameter before TFX sees it.
+  """
+  task = spec['root']['dag']['tasks'][task_id]
+  task.pop('cachingOptions', None)
+  task.setdefault('inputs', {}).setdefault('parameters', {})[kfp_entrypoint.RUN_ID_PARAMETER] = {
+      'runtimeValue': {'constant': kfp_entrypoint.RUN_ID_PLACEHOLDER}}
+  component = spec['components'][task['componentRef']['name']]
+  component.setdefault('inputDefinitions', {}).setdefault('parameters', {})[
+      kfp_entrypoint.RUN_ID_PARAMETER] = {'parameterType': 'STRING'}
+
+
+def kubernetes_platform_spec(spec: Dict[str, Any], secret_env: Sequence[str]) -> Dict[str, Any]:
+  """The kfp-kubernetes platform spec that puts secrets' keys into every task's environment.
+
+  The launcher opens buckets with its own credentials and hands the container none, so the
+  tasks, which write with TensorFlow and Beam, need theirs (`secretAsEnv`, read by the driver in
+  kubeflow/pipelines `backend/src/v2/driver/k8s.go`).
+
+  Args:
+    secret_env: `SECRET:KEY[,KEY...]` each; a key becomes the variable of the same name.
+  """
+  secrets = []
+  for value in secret_env:
+    name, keys = value.split(':', 1)
+    secrets.append({'secretName': name, 'keyToEnv': [{'secretKey': key, 'envVar': key}
+                                                     for key in keys.split(',')]})
+  return {'platforms': {'kubernetes': {'deploymentSpec': {'executors': {
+      label: {'secretAsEnv': secrets} for label in spec['deploymentSpec']['executors']}}}}}
 
 
 def submit_to_kubeflow(args: argparse.Namespace, name: str) -> str:
   """Starts a run of the compiled .yaml on `--host`, or a recurring run with `--schedule`.
 
-  Runs write under the spec's default pipeline root, the one it was compiled with.
+  The request carries the pipeline root, the one the spec was compiled with: the backend
+  never reads the spec's own, and without one a run writes to minio://.
 
   Raises:
     console.UserError: the endpoint cannot be reached or refused the request.
   """
   import kfp  # pylint: disable=import-outside-toplevel  # Only submitting needs the client.
 
+  root = pipeline_root(args.pipeline_root, name)
   try:
     client = kfp.Client(host=args.host)
     experiment = client.create_experiment(args.experiment)
     if args.schedule:
       job = client.create_recurring_run(
           experiment_id=experiment.experiment_id, job_name=name, cron_expression=args.schedule,
-          pipeline_package_path=args.output, no_catchup=True, max_concurrency=1)
+          pipeline_package_path=args.output, no_catchup=True, max_concurrency=1,
+          pipeline_root=root)
       return f'recurring run {job.recurring_run_id} on {args.schedule!r}'
-    run = client.create_run_from_pipeline_package(args.output, experiment_name=args.experiment)
+    run = client.create_run_from_pipeline_package(args.output, experiment_name=args.experiment,
+                                                  pipeline_root=root)
     return f'run {run.run_id}'
   except Exception as error:  # pylint: disable=broad-except  # kfp raises many kinds.
     raise console.UserError(f'Kubeflow Pipelines at {args.host} did not take the pipeline: '

@@ -3,13 +3,15 @@
 import json
 import os
 import re
+import types
 
 import pytest
 import yaml
 
 import kubeflow_runner
-from pipeline import configs
+from pipeline import configs, kfp_entrypoint
 from pipeline.pipeline import create_pipeline
+from tests import kfp_launcher
 from tests.conftest import REPO_ROOT
 
 IMAGE = 'registry.example.com/team/imdb-bert-tfx:1.2.3'
@@ -232,3 +234,149 @@ def test_vertex_training_without_project_region_or_image_is_refused_in_one_line(
   settings = {'project': 'p', 'region': 'r', 'image': IMAGE, missing: ''}
   with pytest.raises(ValueError, match=rf"^Vertex AI Training needs a {missing} \(got ''\)$"):
     kubeflow_runner.VertexTraining(replicas=2, **settings)
+
+
+@pytest.mark.parametrize('flags', [[], ['--span-window', '3', '--data', 'gs://bucket/drops']])
+def test_compiled_specs_hold_only_container_executors_and_always_run_the_lookups(tmp_path, flags):
+  output = tmp_path / 'p.yaml'
+  assert kubeflow_runner.main(['--output', str(output), '--preset', 'smoke', *flags]) == 0
+  spec, platform = kfp_launcher.load_spec(str(output))  # Parsed as kfp.Client parses it.
+  assert platform == {}
+  kfp_launcher.check_executors(spec)
+  assert {next(iter(executor)) for executor in spec['deploymentSpec']['executors'].values()} \
+      == {'container'}
+  tasks = spec['root']['dag']['tasks']
+  uncached = {task for task, definition in tasks.items() if 'cachingOptions' not in definition}
+  assert uncached == {'ImdbExampleGen', 'LatestPushedModel'}
+  for task in uncached:  # A run-level enable_caching=True still finds a new cache key each run.
+    parameters = tasks[task]['inputs']['parameters']
+    assert parameters[kfp_entrypoint.RUN_ID_PARAMETER] == {
+        'runtimeValue': {'constant': '{{$.pipeline_job_uuid}}'}}
+
+
+@pytest.mark.parametrize('output', ['p.yaml', 'p.json'])
+def test_every_task_runs_the_projects_entrypoint(tmp_path, output):
+  assert kubeflow_runner.main(['--output', str(tmp_path / output)]) == 0
+  text = (tmp_path / output).read_text()
+  spec = json.loads(text)['pipelineSpec'] if output.endswith('json') else yaml.safe_load(text)
+  for executor in spec['deploymentSpec']['executors'].values():
+    assert executor['container']['command'] == ['python', '-m', 'pipeline.kfp_entrypoint']
+  tasks = spec['root']['dag']['tasks']
+  with_run_id = {task for task, definition in tasks.items()
+                 if kfp_entrypoint.RUN_ID_PARAMETER in definition['inputs'].get('parameters', {})}
+  # Vertex AI fingerprints ImdbExampleGen's input in its driver hook, so it may cache it.
+  assert with_run_id == ({'LatestPushedModel'} if output.endswith('json')
+                         else {'LatestPushedModel', 'ImdbExampleGen'})
+
+
+_BEAM_TASKS = {'ImdbExampleGen', 'StatisticsGen', 'Transform', 'Evaluator'}
+_TRAINERS = {'PretrainTrainer', 'ClassifierTrainer'}
+
+
+def _resources(spec):
+  return {task: kubeflow_runner._container(spec, task)['resources']
+          for task in spec['root']['dag']['tasks']}
+
+
+def test_each_task_requests_the_cpu_and_memory_of_its_kind_and_trainers_their_accelerator(
+    tmp_path):
+  output = tmp_path / 'p.yaml'
+  assert kubeflow_runner.main(['--output', str(output), '--beam-cpu', '6', '--beam-memory', '24',
+                               '--trainer-accelerator', 'nvidia.com/gpu:2']) == 0
+  resources = _resources(kfp_launcher.load_spec(str(output))[0])
+  for task, spec in resources.items():
+    cpu, memory = (6, 24) if task in _BEAM_TASKS else (8, 32) if task in _TRAINERS else (1, 4)
+    assert (spec['cpuRequest'], spec['cpuLimit'], spec['memoryRequest'], spec['memoryLimit']) == (
+        cpu, cpu, memory, memory), task
+    assert spec.get('accelerator') == (
+        {'type': 'nvidia.com/gpu', 'count': '2'} if task in _TRAINERS else None), task
+
+
+def test_trainers_that_run_vertex_jobs_only_wait_so_their_tasks_stay_small(tmp_path):
+  output = tmp_path / 'job.json'
+  assert kubeflow_runner.main([
+      '--output', str(output), '--project', 'p', '--region', 'r', '--trainer-replicas', '2',
+      '--trainer-accelerator', 'NVIDIA_TESLA_T4:1', '--compile-only']) == 0
+  resources = _resources(json.loads(output.read_text())['pipelineSpec'])
+  for trainer in _TRAINERS:
+    assert resources[trainer] == {'cpuLimit': 1, 'cpuRequest': 1, 'memoryLimit': 4,
+                                  'memoryRequest': 4}
+
+
+def test_secret_env_puts_the_secrets_keys_into_every_tasks_environment(tmp_path):
+  output = tmp_path / 'p.yaml'
+  assert kubeflow_runner.main(['--output', str(output), '--secret-env',
+                               'minio-creds:AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY',
+                               '--secret-env', 'gcp-key:GOOGLE_APPLICATION_CREDENTIALS']) == 0
+  spec, platform = kfp_launcher.load_spec(str(output))  # Valid for kfp.Client.
+  executors = platform['platforms']['kubernetes']['deploymentSpec']['executors']
+  assert set(executors) == set(spec['deploymentSpec']['executors'])
+  for config in executors.values():
+    assert config['secretAsEnv'] == [
+        {'secretName': 'minio-creds', 'keyToEnv': [
+            {'secretKey': 'AWS_ACCESS_KEY_ID', 'envVar': 'AWS_ACCESS_KEY_ID'},
+            {'secretKey': 'AWS_SECRET_ACCESS_KEY', 'envVar': 'AWS_SECRET_ACCESS_KEY'}]},
+        {'secretName': 'gcp-key', 'keyToEnv': [
+            {'secretKey': 'GOOGLE_APPLICATION_CREDENTIALS',
+             'envVar': 'GOOGLE_APPLICATION_CREDENTIALS'}]}]
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--host', 'http://localhost:1', '--pipeline-root', ''], '--pipeline-root is empty'),
+    (['--host', 'http://localhost:1', '--pipeline-root', 'minio://mlpipeline/v2/artifacts'],
+     'which open gs:// only'),
+    (['--host', 'http://localhost:1', '--pipeline-root', '/local/root'], 'which open gs:// only'),
+    (['--secret-env', 'creds'], 'write SECRET:KEY[,KEY...]'),
+    (['--secret-env', 'Creds:KEY'], 'write SECRET:KEY[,KEY...]'),
+    (['--trainer-accelerator', 'NVIDIA_TESLA_T4:1'], 'write the Kubernetes resource and a count'),
+    (['--beam-memory', '0'], '--beam-memory 0: give a positive number'),
+])
+def test_kubeflow_flags_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, flags, message):
+  with pytest.raises(SystemExit) as stop:
+    kubeflow_runner.main(['--output', str(tmp_path / 'p.yaml'), *flags])
+  assert stop.value.code == 2
+  assert message in capsys.readouterr().err
+  assert not os.listdir(tmp_path)
+
+
+def test_secret_env_is_refused_for_vertex_in_one_line(tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    kubeflow_runner.main(['--output', str(tmp_path / 'p.json'), '--secret-env', 'a:B'])
+  assert '--secret-env needs a .yaml --output' in capsys.readouterr().err
+
+
+class _RecordingClient:
+  """kfp.Client's three calls that the runner makes, recorded."""
+  calls = []
+
+  def __init__(self, host):
+    self.calls.append(('Client', host))
+
+  def create_experiment(self, name):
+    self.calls.append(('create_experiment', name))
+    return types.SimpleNamespace(experiment_id='e-1')
+
+  def create_run_from_pipeline_package(self, path, **kwargs):
+    self.calls.append(('run', kwargs))
+    return types.SimpleNamespace(run_id='r-1')
+
+  def create_recurring_run(self, **kwargs):
+    self.calls.append(('recurring', kwargs))
+    return types.SimpleNamespace(recurring_run_id='rr-1')
+
+
+@pytest.mark.parametrize('schedule', [None, '0 0 3 * * *'])
+def test_submitted_runs_carry_the_pipeline_root(tmp_path, monkeypatch, capsys, schedule):
+  """The backend never reads the spec's root: without the request's, runs write to minio://."""
+  import kfp  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(kfp, 'Client', _RecordingClient)
+  _RecordingClient.calls = []
+  assert kubeflow_runner.main(['--output', str(tmp_path / 'p.yaml'), '--host', 'http://h',
+                               '--pipeline-root', ROOT + '/'] +
+                              (['--schedule', schedule] if schedule else [])) == 0
+  kind, request = _RecordingClient.calls[-1]
+  assert kind == ('recurring' if schedule else 'run')
+  assert request['pipeline_root'] == f'{ROOT}/pipelines/imdb-bert-default'
+  spec, _ = kfp_launcher.load_spec(str(tmp_path / 'p.yaml'))
+  assert spec['defaultPipelineRoot'] == request['pipeline_root']
+  assert 'submitted' in capsys.readouterr().out
