@@ -80,16 +80,20 @@ def _is_tfx_type(artifact_list: Dict[str, Any]) -> bool:
 def pod_cpu_limit() -> Optional[int]:
   """The container's CPU limit, rounded up, from its cgroup; None when it has none."""
   try:
-    with open(_CGROUP_V2_CPU) as cpu_max:
-      quota, period = cpu_max.read().split()[:2]
+    quota, period = _read(_CGROUP_V2_CPU).split()[:2]
   except OSError:
     try:
-      quota, period = (open(path).read().strip() for path in _CGROUP_V1_CPU)
+      quota, period = (_read(path).strip() for path in _CGROUP_V1_CPU)
     except OSError:
       return None
   if quota in ('max', '-1'):
     return None
   return max(1, math.ceil(int(quota) / int(period)))
+
+
+def _read(path: str) -> str:
+  with open(path) as cgroup_file:
+    return cgroup_file.read()
 
 
 def beam_args_for_pod(beam_args: Sequence[str], cpu_limit: Optional[int]) -> List[str]:

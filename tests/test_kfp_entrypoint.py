@@ -169,3 +169,13 @@ def test_only_the_projects_entrypoint_leaves_no_markers_in_its_outputs(tmp_path,
   assert ('run/Trainer/1/model/Format-Serving/variables/variables.index', 5) in BUCKET.list('')
   with open(tmp_path / 'task' / 'output_metadata.json') as output_file:
     assert set(json.load(output_file)['artifacts']) == {'model'}
+
+
+@pytest.mark.parametrize('quota, limit', [('200000', 2), ('-1', None)])
+def test_a_cgroup_v1_cpu_quota_is_read_too(tmp_path, monkeypatch, quota, limit):
+  (tmp_path / 'quota').write_text(quota + '\n')
+  (tmp_path / 'period').write_text('100000\n')
+  monkeypatch.setattr(kfp_entrypoint, '_CGROUP_V2_CPU', str(tmp_path / 'absent'))
+  monkeypatch.setattr(kfp_entrypoint, '_CGROUP_V1_CPU',
+                      (str(tmp_path / 'quota'), str(tmp_path / 'period')))
+  assert kfp_entrypoint.pod_cpu_limit() == limit
