@@ -179,3 +179,32 @@ def test_a_run_level_enable_caching_still_looks_up_the_served_model_every_run(tm
                                     enable_caching=True)['LatestPushedModel']
           for run in ('run-1', 'run-2')]
   assert [run.cached for run in runs] == [False, which == 'before']
+
+
+def test_a_spec_with_a_field_the_protos_lack_is_refused_as_kfp_client_refuses_it(tmp_path):
+  path = tmp_path / 'spec.yaml'
+  path.write_text(open(OLD_SPEC).read().replace('defaultPipelineRoot:', 'pipelineRootDefault:'))
+  with pytest.raises(kfp_launcher.UnsupportedSpecError, match='pipelineRootDefault'):
+    kfp_launcher.load_spec(str(path))
+
+
+def test_metadata_comes_back_from_ml_metadata_as_the_converter_writes_it(tmp_path):
+  backend = kfp_launcher.Backend(workdir=str(tmp_path))
+  artifact_id = backend.record('model', 'title: tfx.Model', {'uri': 'gs://b/m', 'metadata': {
+      'blessed': 1, 'ok': True, 'splits': ['a'], 'span': '2'}}, 'gs://b')
+  artifact = backend.runtime_artifact(artifact_id)
+  assert artifact['type'] == {'instanceSchema': ''}
+  assert artifact['metadata']['blessed'] == 1.0 and isinstance(artifact['metadata']['blessed'], float)
+  assert artifact['metadata']['ok'] == 1.0
+  assert artifact['metadata']['splits'] == {'list': ['a']}
+  assert artifact['metadata']['display_name'] == 'model'
+
+
+def test_a_secret_key_the_namespace_lacks_stops_the_pod(tmp_path):
+  backend = kfp_launcher.Backend(workdir=str(tmp_path), secrets={'creds': {'A': 'a'}})
+  config = {'secretAsEnv': [{'secretName': 'creds', 'keyToEnv': [
+      {'secretKey': 'A', 'envVar': 'A'}, {'secretKey': 'B', 'envVar': 'B'}]}]}
+  with pytest.raises(kfp_launcher.TaskFailedError, match='secret "creds" has no key "B"'):
+    kfp_launcher._pod_environment(config, backend, 'Pusher')
+  config['secretAsEnv'][0]['keyToEnv'].pop()
+  assert kfp_launcher._pod_environment(config, backend, 'Pusher')['A'] == 'a'
